@@ -1,0 +1,134 @@
+# shellcheck shell=bash
+# Shared helpers for .ci/run and the suite scripts. Source it; do not run it.
+#
+# Conventions every script follows:
+#   - compiled things and downloads live in $CINEMO_CACHE (outside the clone),
+#     so a second run on the same machine reuses them;
+#   - servers bind 127.0.0.1 only and are stopped by PID when the script exits;
+#   - a tool the suite needs and cannot find is an error, never a skip.
+
+set -euo pipefail
+
+CINEMO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CINEMO_CACHE=${CINEMO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cinemo}
+CINEMO_SHARED=${CINEMO_SHARED:-$CINEMO_ROOT/../shared}
+export CINEMO_ROOT CINEMO_CACHE CINEMO_SHARED
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CINEMO_CACHE/target}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+export PATH="$CINEMO_CACHE/bin:$PATH"
+mkdir -p "$CINEMO_CACHE/bin" "$CINEMO_CACHE/logs"
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# ---- installs ---------------------------------------------------------------
+
+_apt_updated=0
+# need_apt PKG...: install the Debian packages that are not installed yet.
+need_apt() {
+  local missing=() p
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  ((${#missing[@]})) || return 0
+  if [ "$_apt_updated" = 0 ]; then apt-get update -qq; _apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# ensure_venv: the project's Python tools (.ci/requirements.txt) on PATH.
+ensure_venv() {
+  local venv="$CINEMO_CACHE/venv" req="$CINEMO_ROOT/.ci/requirements.txt" stamp
+  stamp="$venv/.req-$(sha256sum "$req" | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    log "installing Python tools into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+    touch "$stamp"
+  fi
+  export PATH="$venv/bin:$PATH" VIRTUAL_ENV="$venv"
+}
+
+# ensure_ansible_collections: amazon.aws, community.aws and community.general,
+# extracted from the PyPI `ansible` wheel (Galaxy is unreachable from CI).
+ensure_ansible_collections() {
+  local dir="$CINEMO_CACHE/ansible-collections" version=12.3.0
+  if [ ! -f "$dir/.ansible-$version" ]; then
+    log "extracting Ansible collections from ansible==$version"
+    ensure_venv
+    local tmp; tmp=$(mktemp -d)
+    pip download -q --no-deps --disable-pip-version-check -d "$tmp" "ansible==$version"
+    rm -rf "$dir"; mkdir -p "$dir"
+    (cd "$dir" && python3 -m zipfile -e "$tmp"/ansible-*.whl "$tmp/x" >/dev/null)
+    mkdir -p "$dir/ansible_collections/amazon" "$dir/ansible_collections/community"
+    mv "$tmp/x/ansible_collections/amazon/aws" "$dir/ansible_collections/amazon/"
+    mv "$tmp/x/ansible_collections/community/aws" "$dir/ansible_collections/community/"
+    mv "$tmp/x/ansible_collections/community/general" "$dir/ansible_collections/community/"
+    mv "$tmp/x/ansible_collections/ansible" "$dir/ansible_collections/" 2>/dev/null || true
+    rm -rf "$tmp"
+    touch "$dir/.ansible-$version"
+  fi
+  export ANSIBLE_COLLECTIONS_PATH="$dir"
+  export XDG_CACHE_HOME="${CINEMO_CACHE}/xdg"
+}
+
+# ensure_node_tools: kinesalite (a local Kinesis) under the cache dir.
+ensure_node_tools() {
+  local dir="$CINEMO_CACHE/node"
+  if [ ! -d "$dir/node_modules/kinesalite" ]; then
+    log "installing kinesalite into $dir"
+    mkdir -p "$dir"
+    npm install -q --no-audit --no-fund --prefix "$dir" --cache "$CINEMO_CACHE/npm-cache" kinesalite@3.3.3 >/dev/null
+  fi
+  export CINEMO_NODE_MODULES="$dir/node_modules"
+}
+
+# ensure_postgres: PostgreSQL server binaries (initdb, pg_ctl, postgres).
+ensure_postgres() {
+  local bin
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
+    need_apt postgresql
+    bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+  fi
+  export CINEMO_PG_BIN="$bin"
+}
+
+# ---- servers -----------------------------------------------------------------
+
+_ci_pids=()
+_ci_cleanup() {
+  local pid
+  for pid in "${_ci_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${_ci_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap _ci_cleanup EXIT
+
+# track_pid PID: stop this process when the script exits.
+track_pid() { _ci_pids+=("$1"); }
+
+# free_port: an unused TCP port on 127.0.0.1.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_port PORT [SECONDS]: wait until 127.0.0.1:PORT accepts connections.
+wait_port() {
+  local port=$1 secs=${2:-30} i
+  for ((i = 0; i < secs * 10; i++)); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  die "nothing listening on 127.0.0.1:$port after ${secs}s"
+}
+
+# start_moto: a moto server on a free loopback port; exports AWS_ENDPOINT_URL
+# and dummy credentials for everything started after it.
+start_moto() {
+  ensure_venv
+  local port; port=$(free_port)
+  moto_server -H 127.0.0.1 -p "$port" >"$CINEMO_CACHE/logs/moto.log" 2>&1 &
+  track_pid $!
+  wait_port "$port" 60
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$port" MOTO_PORT="$port"
+  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing
+  export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-eu-west-1} AWS_REGION=${AWS_REGION:-eu-west-1}
+}
