@@ -1,0 +1,58 @@
+"""What the cinemo units promise, read key by key (scoring and verify run in host.sh)."""
+import pytest
+
+
+def unit(repo, name):
+    """{section: {key: [values in order]}}; systemd keys may repeat."""
+    out, section = {}, None
+    for raw in (repo / "systemd" / name).read_text().splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("["):
+            section = out.setdefault(line.strip("[]"), {})
+            continue
+        key, _, value = line.partition("=")
+        section.setdefault(key.strip(), []).append(value.strip())
+    return out
+
+
+@pytest.fixture(scope="module")
+def cinemo(repo):
+    return unit(repo, "cinemo.service")
+
+
+def test_cinemo_is_notify_with_watchdog_and_restart(cinemo):
+    s = cinemo["Service"]
+    assert s["Type"] == ["notify"]
+    assert s["NotifyAccess"] == ["main"]
+    assert s["WatchdogSec"][0].endswith("s")
+    assert s["Restart"] == ["on-failure"]
+
+
+def test_cinemo_stop_timeout_outlasts_default_shutdown_deadline(cinemo):
+    assert int(cinemo["Service"]["TimeoutStopSec"][0].rstrip("s")) > 30
+
+
+def test_cinemo_runs_as_its_own_user_with_declared_dirs_and_env(cinemo):
+    s = cinemo["Service"]
+    assert s["User"] == ["cinemo"] and s["Group"] == ["cinemo"]
+    assert s["StateDirectory"] == ["cinemo"]
+    assert s["ConfigurationDirectory"] == ["cinemo"]
+    assert s["Environment"] == ["CINEMO_CONFIG_DIR=/etc/cinemo"]
+    assert s["EnvironmentFile"] == ["/etc/cinemo/cinemo.env", "-/run/cinemo/secrets.env"]
+    assert s["ExecStart"] == ["/usr/local/bin/cinemo serve"], "mode comes from CINEMO__MODE, not --mode"
+
+
+def test_cinemo_waits_for_the_ssm_bootstrap(cinemo, repo):
+    assert "cinemo-bootstrap.service" in cinemo["Unit"]["Requires"][0].split()
+    assert "cinemo-bootstrap.service" in cinemo["Unit"]["After"][0].split()
+    boot = unit(repo, "cinemo-bootstrap.service")
+    assert boot["Service"]["Type"] == ["oneshot"]
+    assert "cinemo.service" in boot["Unit"]["Before"][0].split()
+
+
+def test_collector_reads_the_dimensions_from_the_host(repo):
+    col = unit(repo, "otelcol-contrib.service")["Service"]
+    assert "-/etc/cinemo/cinemo.env" in col["EnvironmentFile"]
+    assert col["ExecStart"] == ["/usr/bin/otelcol-contrib --config=/etc/otelcol-contrib/config.yaml"]
