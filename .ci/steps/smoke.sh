@@ -7,10 +7,14 @@
 # Environment:
 #   CINEMO_SMOKE_URL       the public tier's base URL (required)
 #   CINEMO_BIN             the cinemo binary to run the smoke command with;
-#                          default $CARGO_TARGET_DIR/release/cinemo
+#                          default: the host's release build in $CINEMO_DIST
+#                          when that is set (the workflows), else
+#                          $CARGO_TARGET_DIR/release/cinemo
 #   CINEMO_EXPECT_GIT_SHA  when set, /api/version must report this git sha:
 #                          a rollout that silently left the old build in
 #                          place must not pass as a good release
+#   CINEMO_SMOKE_BUILD     "debug": when no binary is found, build one first
+#                          (the by-hand rollback workflow has no artefact)
 #   CINEMO_SMOKE_ATTEMPTS  tries before giving up (default 1); the pipeline
 #                          uses a few, spaced CINEMO_SMOKE_INTERVAL seconds
 #                          (default 10), while an instance refresh settles
@@ -18,7 +22,17 @@ source "$(dirname "$0")/../lib.sh"
 
 url=${CINEMO_SMOKE_URL:-}
 [ -n "$url" ] || die "CINEMO_SMOKE_URL is not set (the public tier's base URL)"
-bin=${CINEMO_BIN:-$CARGO_TARGET_DIR/release/cinemo}
+bin=${CINEMO_BIN:-}
+if [ -z "$bin" ] && [ -n "${CINEMO_DIST:-}" ]; then
+  host=$(uname -m)-unknown-linux-gnu
+  bin=$(ls "$CINEMO_DIST"/cinemo-*-"$host" 2>/dev/null | head -n 1 || true)
+fi
+bin=${bin:-$CARGO_TARGET_DIR/release/cinemo}
+if [ ! -f "$bin" ] && [ "${CINEMO_SMOKE_BUILD:-}" = debug ]; then
+  log "building the smoke client (cargo build --locked, debug)"
+  (cd "$CINEMO_ROOT" && cargo build --locked --bin cinemo)
+  bin=$CARGO_TARGET_DIR/debug/cinemo
+fi
 [ -f "$bin" ] || die "no cinemo binary at $bin (set CINEMO_BIN, or run release-build.sh)"
 [ -x "$bin" ] || chmod +x "$bin"  # artifacts lose their mode bits on download
 
