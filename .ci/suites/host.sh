@@ -111,6 +111,7 @@ cat >"$work/inventory.ini" <<INV
 [bake]
 $root ansible_connection=community.general.chroot ansible_python_interpreter=/usr/bin/python3 ansible_become=false
 INV
+printf '[defaults]\n' >"$work/ansible.cfg"
 play() {
   ANSIBLE_CONFIG="$work/ansible.cfg" ANSIBLE_ROLES_PATH="$CINEMO_ROOT/ansible/roles" ANSIBLE_STDOUT_CALLBACK=default \
     ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_DEPRECATION_WARNINGS=false \
