@@ -1,14 +1,14 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! cinemo: Company XYZ's public customers API and internal cache API in one
+//! binary. `main.rs` parses the command line and hands over to this library.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub mod build_info;
+pub mod cli;
+pub mod domain;
+pub mod http;
+pub mod internal_client;
+pub mod notify;
+pub mod settings;
+pub mod smoke;
+pub mod startup;
+pub mod storage;
+pub mod telemetry;

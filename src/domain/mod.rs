@@ -1,0 +1,12 @@
+//! Values parsed at the edge. Handlers and stores only ever see these types,
+//! never raw strings from the wire.
+
+mod customer_name;
+mod doc_id;
+mod document;
+mod trace_token;
+
+pub use customer_name::CustomerName;
+pub use doc_id::DocId;
+pub use document::{Document, DocumentError};
+pub use trace_token::TraceToken;

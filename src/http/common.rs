@@ -1,0 +1,45 @@
+//! Routes every tier serves besides its readiness check.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+
+use crate::build_info;
+use crate::settings::Mode;
+
+#[derive(Serialize)]
+struct Version {
+    version: &'static str,
+    git_sha: &'static str,
+    channel: &'static str,
+    mode: &'static str,
+}
+
+/// `/api/health/live` and `/api/version`. `mode` is the process's mode, so
+/// both tiers of an `all` process say `all`.
+pub fn routes(cfg: &mut web::ServiceConfig, mode: Mode) {
+    let version = Version {
+        version: build_info::VERSION,
+        git_sha: build_info::GIT_SHA,
+        channel: build_info::CHANNEL,
+        mode: mode.as_str(),
+    };
+    let version = serde_json::to_string(&version).unwrap_or_default();
+    cfg.route("/api/health/live", web::get().to(live)).route(
+        "/api/version",
+        web::get().to(move || {
+            let body = version.clone();
+            async move { super::json(StatusCode::OK, body) }
+        }),
+    );
+}
+
+/// Liveness: answers as long as the process serves, touching nothing else.
+async fn live() -> HttpResponse {
+    super::text(StatusCode::OK, "OK")
+}
+
+/// Unknown routes: a short text instead of an empty body.
+pub async fn not_found() -> HttpResponse {
+    super::text(StatusCode::NOT_FOUND, "not found")
+}

@@ -1,0 +1,57 @@
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+/// The one error type of both HTTP surfaces: a status and a short, stable
+/// text for the client. Causes are logged where the error is made, never
+/// sent to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: &'static str,
+}
+
+impl ApiError {
+    pub const fn new(status: StatusCode, message: &'static str) -> Self {
+        ApiError { status, message }
+    }
+
+    pub const fn bad_request(message: &'static str) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub const fn not_found(message: &'static str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// A bug or an unexpected failure: logs the cause, tells the client little.
+    pub fn internal(cause: &dyn fmt::Display) -> Self {
+        tracing::error!(error = %cause, "request failed unexpectedly");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn message(&self) -> &'static str {
+        self.message
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        super::text(self.status, self.message)
+    }
+}

@@ -1,0 +1,29 @@
+//! The two HTTP surfaces. Each tier has its own handlers module and shares
+//! the liveness/version routes and the error type.
+
+pub mod common;
+pub mod error;
+pub mod internal;
+pub mod public;
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
+
+pub use error::ApiError;
+
+/// The old Express services sent `application/json; charset=utf-8`.
+pub const JSON: &str = "application/json; charset=utf-8";
+pub const TEXT: &str = "text/plain; charset=utf-8";
+
+pub fn text(status: StatusCode, body: &'static str) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((CONTENT_TYPE, HeaderValue::from_static(TEXT)))
+        .body(body)
+}
+
+pub fn json<B: actix_web::body::MessageBody + 'static>(status: StatusCode, body: B) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((CONTENT_TYPE, HeaderValue::from_static(JSON)))
+        .body(body)
+}

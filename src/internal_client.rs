@@ -1,0 +1,164 @@
+//! The public tier's client for the internal tier: pooled keep-alive
+//! connections, a connect timeout, a whole-request deadline, and no retries
+//! (a create is not idempotent, so it is never sent twice).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use reqwest::StatusCode;
+use serde::Deserialize;
+
+use crate::domain::{DocId, TraceToken};
+use crate::settings::PublicSettings;
+use crate::telemetry::names::TRACE_HEADER;
+
+/// Everything needed to build a client; built once per actix worker so each
+/// worker's connections stay on its own runtime.
+#[derive(Clone)]
+pub struct InternalClientConfig {
+    base: String,
+    connect_timeout: Duration,
+    timeout: Duration,
+    pool_max_idle: usize,
+}
+
+impl InternalClientConfig {
+    pub fn new(settings: &PublicSettings, base_url: &str) -> anyhow::Result<Self> {
+        let config = InternalClientConfig {
+            base: base_url.trim_end_matches('/').to_owned(),
+            connect_timeout: Duration::from_millis(settings.internal_connect_timeout_ms),
+            timeout: Duration::from_millis(settings.internal_timeout_ms),
+            pool_max_idle: settings.internal_pool_max_idle,
+        };
+        config.build().context("building the client for the internal tier")?;
+        Ok(config)
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub fn build(&self) -> anyhow::Result<InternalClient> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.timeout)
+            .pool_max_idle_per_host(self.pool_max_idle)
+            .pool_idle_timeout(Duration::from_secs(50))
+            .tcp_nodelay(true)
+            .http1_only()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("cinemo-public/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(InternalClient {
+            http,
+            base: self.base.clone(),
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct InternalClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InternalError {
+    #[error("internal tier unreachable: {0}")]
+    Unreachable(String),
+    #[error("internal tier did not answer in time")]
+    Timeout,
+    /// The internal tier answered with a status the caller did not expect.
+    #[error("internal tier answered {status}: {body}")]
+    Status { status: StatusCode, body: String },
+    #[error("internal tier sent an unreadable answer: {0}")]
+    BadResponse(String),
+}
+
+impl InternalError {
+    fn from_reqwest(e: reqwest::Error) -> Self {
+        if e.is_timeout() {
+            InternalError::Timeout
+        } else if e.is_connect() {
+            InternalError::Unreachable(error_chain(&e))
+        } else if e.is_decode() || e.is_body() {
+            InternalError::BadResponse(error_chain(&e))
+        } else {
+            InternalError::Unreachable(error_chain(&e))
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[derive(Deserialize)]
+struct Created {
+    id: String,
+}
+
+impl InternalClient {
+    fn request(&self, method: reqwest::Method, path: &str, trace: Option<&TraceToken>) -> reqwest::RequestBuilder {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(trace) = trace {
+            req = req.header(TRACE_HEADER, trace.as_str());
+        }
+        req
+    }
+
+    async fn send(req: reqwest::RequestBuilder) -> Result<(StatusCode, Bytes), InternalError> {
+        let response = req.send().await.map_err(InternalError::from_reqwest)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(InternalError::from_reqwest)?;
+        Ok((status, body))
+    }
+
+    fn unexpected(status: StatusCode, body: &[u8]) -> InternalError {
+        let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+        InternalError::Status { status, body: text }
+    }
+
+    /// The stored document as JSON bytes (`_id` first), or None on 404.
+    pub async fn get_cache(&self, id: &DocId, trace: Option<&TraceToken>) -> Result<Option<Bytes>, InternalError> {
+        let req = self.request(reqwest::Method::GET, &format!("/api/cache/{id}"), trace);
+        match Self::send(req).await? {
+            (StatusCode::OK, body) => Ok(Some(body)),
+            (StatusCode::NOT_FOUND, _) => Ok(None),
+            (status, body) => Err(Self::unexpected(status, &body)),
+        }
+    }
+
+    /// Stores a document; returns its id.
+    pub async fn create(&self, document: String, trace: Option<&TraceToken>) -> Result<DocId, InternalError> {
+        let req = self
+            .request(reqwest::Method::POST, "/api/cache", trace)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(document);
+        match Self::send(req).await? {
+            (StatusCode::OK, body) => {
+                let created: Created =
+                    serde_json::from_slice(&body).map_err(|e| InternalError::BadResponse(e.to_string()))?;
+                DocId::parse(&created.id)
+                    .ok_or_else(|| InternalError::BadResponse(format!("malformed id {:?}", created.id)))
+            }
+            (status, body) => Err(Self::unexpected(status, &body)),
+        }
+    }
+
+    /// Whether the internal tier's process answers (its liveness route).
+    pub async fn live(&self) -> Result<(), InternalError> {
+        match Self::send(self.request(reqwest::Method::GET, "/api/health/live", None)).await? {
+            (StatusCode::OK, _) => Ok(()),
+            (status, body) => Err(Self::unexpected(status, &body)),
+        }
+    }
+}

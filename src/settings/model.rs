@@ -1,0 +1,278 @@
+//! The typed configuration. Every struct has `#[serde(default)]` so one layer
+//! (a file, or the environment) can be checked on its own for unknown keys.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The internet-facing customers API.
+    Public,
+    /// The cache API over storage, reachable only from the public tier.
+    Internal,
+    /// Both tiers in one process, on loopback (a laptop or one small host).
+    #[default]
+    All,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Public => "public",
+            Mode::Internal => "internal",
+            Mode::All => "all",
+        }
+    }
+    pub fn runs_public(self) -> bool {
+        matches!(self, Mode::Public | Mode::All)
+    }
+    pub fn runs_internal(self) -> bool {
+        matches!(self, Mode::Internal | Mode::All)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageType {
+    Sqlite,
+    Postgres,
+    Mongodb,
+}
+
+impl StorageType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageType::Sqlite => "sqlite",
+            StorageType::Postgres => "postgres",
+            StorageType::Mongodb => "mongodb",
+        }
+    }
+
+    /// The backend a connection string's scheme names, if any.
+    pub fn from_url(url: &str) -> Option<Self> {
+        let scheme = url.split(':').next()?.to_ascii_lowercase();
+        match scheme.as_str() {
+            "sqlite" => Some(StorageType::Sqlite),
+            "postgres" | "postgresql" => Some(StorageType::Postgres),
+            "mongodb" | "mongodb+srv" => Some(StorageType::Mongodb),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Settings {
+    pub mode: Mode,
+    pub public: PublicSettings,
+    pub internal: InternalSettings,
+    pub http: HttpSettings,
+    pub storage: StorageSettings,
+    pub kinesis: KinesisSettings,
+    pub otlp: OtlpSettings,
+    pub shutdown: ShutdownSettings,
+    pub log: LogSettings,
+    /// The old Node key `service.port`; folded into the listen address of
+    /// the tier being run, then cleared.
+    #[serde(skip_serializing_if = "LegacyService::is_empty")]
+    pub service: LegacyService,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct LegacyService {
+    pub port: Option<u16>,
+}
+
+impl LegacyService {
+    fn is_empty(&self) -> bool {
+        self.port.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PublicSettings {
+    /// `0.0.0.0:8080`, or `127.0.0.1:8080` in `all` mode.
+    pub listen: Option<SocketAddr>,
+    pub internal_url: String,
+    pub internal_connect_timeout_ms: u64,
+    /// Whole-request deadline for a call to the internal tier.
+    pub internal_timeout_ms: u64,
+    pub internal_pool_max_idle: usize,
+    pub max_body_bytes: usize,
+    pub internal_tls: ClientTlsSettings,
+}
+
+impl Default for PublicSettings {
+    fn default() -> Self {
+        PublicSettings {
+            listen: None,
+            internal_url: "http://127.0.0.1:8081".into(),
+            internal_connect_timeout_ms: 1_000,
+            internal_timeout_ms: 5_000,
+            internal_pool_max_idle: 256,
+            max_body_bytes: 64 * 1024,
+            internal_tls: ClientTlsSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InternalSettings {
+    /// `0.0.0.0:8081`, or `127.0.0.1:8081` in `all` mode.
+    pub listen: Option<SocketAddr>,
+    pub max_body_bytes: usize,
+    pub tls: ServerTlsSettings,
+}
+
+impl Default for InternalSettings {
+    fn default() -> Self {
+        InternalSettings {
+            listen: None,
+            max_body_bytes: 1024 * 1024,
+            tls: ServerTlsSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ServerTlsSettings {
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub client_ca_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ClientTlsSettings {
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub ca_file: Option<String>,
+}
+
+/// Settings shared by both HTTP servers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpSettings {
+    /// Worker threads per server; 0 means one per CPU core.
+    pub workers: usize,
+    /// Longer than the ALB's 60 s idle timeout, so the ALB closes first.
+    pub keep_alive_secs: u64,
+    /// Time a client has to send its request head (slow-loris guard).
+    pub request_head_timeout_ms: u64,
+    pub max_connections: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            workers: 0,
+            keep_alive_secs: 75,
+            request_head_timeout_ms: 5_000,
+            max_connections: 25_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StorageSettings {
+    /// `sqlite` unless set, or picked by `DATABASE_URL` / `MONGODB_URL` or
+    /// the scheme of `url`.
+    #[serde(rename = "type")]
+    pub kind: Option<StorageType>,
+    /// A secret when it carries a password: never logged, redacted by
+    /// `cinemo config`.
+    pub url: Option<String>,
+    pub database: String,
+    pub collection: String,
+    pub max_connections: u32,
+    pub connect_timeout_ms: u64,
+    /// Deadline for one storage operation; past it the internal tier
+    /// answers 504.
+    pub timeout_ms: u64,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        StorageSettings {
+            kind: None,
+            url: None,
+            database: "cinemo".into(),
+            collection: "cache".into(),
+            max_connections: 16,
+            connect_timeout_ms: 2_000,
+            timeout_ms: 2_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct KinesisSettings {
+    /// Defaults to true once `stream_name` is set.
+    pub enabled: Option<bool>,
+    pub region: Option<String>,
+    pub endpoint: Option<String>,
+    pub stream_name: Option<String>,
+    /// Unset: a partition key per record, spread across shards.
+    pub partition_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OtlpSettings {
+    pub enabled: bool,
+    pub endpoint: String,
+}
+
+impl Default for OtlpSettings {
+    fn default() -> Self {
+        OtlpSettings {
+            enabled: true,
+            endpoint: "http://127.0.0.1:4318".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ShutdownSettings {
+    /// How long in-flight requests get to finish after SIGTERM.
+    pub timeout_secs: u64,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        ShutdownSettings { timeout_secs: 30 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogSettings {
+    /// A tracing filter: `info`, `debug`, `cinemo=debug,info`, ...
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            level: "info".into(),
+            format: LogFormat::Json,
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Everything that depends on more than one key: mode-dependent defaults,
+//! the `DATABASE_URL` / `MONGODB_URL` conventions, and cross-field checks.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use anyhow::{Context, bail, ensure};
+
+use super::{Mode, Settings, StorageType};
+
+pub(super) fn resolve(s: &mut Settings, vars: &HashMap<String, String>) -> anyhow::Result<()> {
+    resolve_listeners(s);
+    resolve_storage(s, vars)?;
+    validate(s)
+}
+
+fn resolve_listeners(s: &mut Settings) {
+    // Both tiers of an `all` process stay on loopback unless told otherwise.
+    let host = if s.mode == Mode::All {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    };
+    if let Some(port) = s.service.port.take() {
+        let target = if s.mode == Mode::Internal {
+            &mut s.internal.listen
+        } else {
+            &mut s.public.listen
+        };
+        if target.is_none() {
+            *target = Some(SocketAddr::new(host, port));
+        }
+    }
+    s.public.listen.get_or_insert(SocketAddr::new(host, 8080));
+    s.internal.listen.get_or_insert(SocketAddr::new(host, 8081));
+}
+
+fn resolve_storage(s: &mut Settings, vars: &HashMap<String, String>) -> anyhow::Result<()> {
+    let env_url = |name: &str| vars.get(name).filter(|v| !v.is_empty()).cloned();
+    let database_url = env_url("DATABASE_URL");
+    let mongodb_url = env_url("MONGODB_URL");
+    let explicit_url = vars.contains_key("CINEMO__STORAGE__URL");
+
+    let scheme_of = |url: &str, what: &str| {
+        StorageType::from_url(url).with_context(|| format!("{what} has an unknown scheme: {}", redact_url(url)))
+    };
+    let kind = match s.storage.kind {
+        Some(kind) => kind,
+        // CINEMO__STORAGE__URL beats the conventions, which beat the files.
+        None if explicit_url => scheme_of(s.storage.url.as_deref().unwrap_or_default(), "storage.url")?,
+        None => match (&database_url, &mongodb_url, &s.storage.url) {
+            (Some(url), None, _) => scheme_of(url, "DATABASE_URL")?,
+            (None, Some(_), _) => StorageType::Mongodb,
+            (Some(_), Some(_), _) => bail!(
+                "both DATABASE_URL and MONGODB_URL are set and storage.type is not: set storage.type (or CINEMO__STORAGE__TYPE) to choose"
+            ),
+            (None, None, Some(url)) => scheme_of(url, "storage.url")?,
+            (None, None, None) => StorageType::Sqlite,
+        },
+    };
+    s.storage.kind = Some(kind);
+
+    if !explicit_url {
+        let convention = match kind {
+            StorageType::Sqlite | StorageType::Postgres => database_url,
+            StorageType::Mongodb => mongodb_url,
+        };
+        if convention.is_some() {
+            s.storage.url = convention;
+        }
+    }
+    if s.storage.url.is_none() && kind == StorageType::Sqlite {
+        s.storage.url = Some("sqlite://cinemo.db".into());
+    }
+    match &s.storage.url {
+        None => bail!(
+            "storage.type is {} but no connection string is set (storage.url, CINEMO__STORAGE__URL or {})",
+            kind.as_str(),
+            if kind == StorageType::Mongodb { "MONGODB_URL" } else { "DATABASE_URL" }
+        ),
+        Some(url) => {
+            let named = StorageType::from_url(url);
+            if named != Some(kind) {
+                bail!(
+                    "storage.type is {} but the storage URL {} {}",
+                    kind.as_str(),
+                    redact_url(url),
+                    match named {
+                        Some(other) => format!("is a {} URL", other.as_str()),
+                        None => "has an unknown scheme".into(),
+                    }
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate(s: &Settings) -> anyhow::Result<()> {
+    if s.mode.runs_public() {
+        let url = reqwest::Url::parse(&s.public.internal_url)
+            .with_context(|| format!("public.internal_url {:?} is not a URL", s.public.internal_url))?;
+        ensure!(
+            matches!(url.scheme(), "http" | "https") && url.host().is_some(),
+            "public.internal_url must be an http:// or https:// URL with a host, not {:?}",
+            s.public.internal_url
+        );
+        let tls = &s.public.internal_tls;
+        ensure!(
+            tls.cert_file.is_some() == tls.key_file.is_some(),
+            "public.internal_tls.cert_file and public.internal_tls.key_file must be set together"
+        );
+        if tls.cert_file.is_some() || tls.ca_file.is_some() {
+            ensure!(
+                url.scheme() == "https",
+                "public.internal_tls is set, so public.internal_url must use https://"
+            );
+        }
+    }
+    let tls = &s.internal.tls;
+    ensure!(
+        tls.cert_file.is_some() == tls.key_file.is_some(),
+        "internal.tls.cert_file and internal.tls.key_file must be set together"
+    );
+    ensure!(
+        tls.client_ca_file.is_none() || tls.cert_file.is_some(),
+        "internal.tls.client_ca_file needs internal.tls.cert_file and key_file"
+    );
+    if s.mode == Mode::All {
+        ensure!(
+            s.public.listen != s.internal.listen,
+            "public.listen and internal.listen are both {} in all mode",
+            s.public.listen.map(|a| a.to_string()).unwrap_or_default()
+        );
+    }
+    for (name, value) in [
+        ("public.internal_connect_timeout_ms", s.public.internal_connect_timeout_ms),
+        ("public.internal_timeout_ms", s.public.internal_timeout_ms),
+        ("storage.connect_timeout_ms", s.storage.connect_timeout_ms),
+        ("storage.timeout_ms", s.storage.timeout_ms),
+        ("http.request_head_timeout_ms", s.http.request_head_timeout_ms),
+        ("shutdown.timeout_secs", s.shutdown.timeout_secs),
+    ] {
+        ensure!(value > 0, "{name} must be greater than 0");
+    }
+    ensure!(s.storage.max_connections > 0, "storage.max_connections must be greater than 0");
+    ensure!(s.public.max_body_bytes >= 64, "public.max_body_bytes is too small");
+    ensure!(s.internal.max_body_bytes >= 64, "internal.max_body_bytes is too small");
+    if s.kinesis_enabled() {
+        ensure!(
+            s.kinesis.stream_name.as_deref().is_some_and(|n| !n.is_empty()),
+            "kinesis.enabled is true but kinesis.stream_name is not set"
+        );
+    }
+    if s.otlp.enabled {
+        reqwest::Url::parse(&s.otlp.endpoint)
+            .with_context(|| format!("otlp.endpoint {:?} is not a URL", s.otlp.endpoint))?;
+    }
+    tracing_subscriber::EnvFilter::try_new(&s.log.level)
+        .with_context(|| format!("log.level {:?} is not a valid level or filter", s.log.level))?;
+    Ok(())
+}
+
+/// A connection string with its password replaced by `***`, safe to print.
+pub fn redact_url(url: &str) -> String {
+    // scheme://user:password@host/... ; the password may contain ':' but not '@'
+    // unescaped, so the last '@' before the path ends the credentials.
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &authority[..at];
+    let user = userinfo.split(':').next().unwrap_or("");
+    let redacted = if userinfo.contains(':') { format!("{user}:***") } else { user.to_owned() };
+    format!("{}{}{}", &url[..scheme_end + 3], redacted, &rest[at..])
+}

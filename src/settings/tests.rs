@@ -1,0 +1,203 @@
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::*;
+
+fn sources(dir: &Path) -> Sources {
+    Sources {
+        config_dir: dir.to_path_buf(),
+        ..Sources::default()
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+#[test]
+fn built_in_defaults_match_the_interfaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = load(&sources(dir.path())).unwrap();
+    assert_eq!(s.mode, Mode::All);
+    assert_eq!(s.public.listen.unwrap().to_string(), "127.0.0.1:8080");
+    assert_eq!(s.internal.listen.unwrap().to_string(), "127.0.0.1:8081");
+    assert_eq!(s.storage.kind, Some(StorageType::Sqlite));
+    assert_eq!(s.storage.url.as_deref(), Some("sqlite://cinemo.db"));
+    assert!(!s.kinesis_enabled());
+    assert!(s.otlp.enabled);
+    assert_eq!(s.shutdown.timeout_secs, 30);
+
+    let mut src = sources(dir.path());
+    src.mode = Some(Mode::Public);
+    let s = load(&src).unwrap();
+    assert_eq!(s.public.listen.unwrap().to_string(), "0.0.0.0:8080");
+}
+
+#[test]
+fn layers_apply_in_order_and_the_flag_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "default.toml", "mode = \"internal\"\n[shutdown]\ntimeout_secs = 5\n[log]\nlevel = \"warn\"\n");
+    write(dir.path(), "edge.toml", "[shutdown]\ntimeout_secs = 6\n[public]\ninternal_timeout_ms = 700\n");
+    let file = write(dir.path(), "mine.toml", "[shutdown]\ntimeout_secs = 7\n");
+    let mut src = sources(dir.path());
+    src.env_name = Some("edge".into());
+    src.config_file = Some(file);
+    src.vars = vars(&[("CINEMO__PUBLIC__INTERNAL_TIMEOUT_MS", "900"), ("CINEMO__MODE", "public")]);
+    let s = load(&src).unwrap();
+    assert_eq!(s.shutdown.timeout_secs, 7, "--config beats the env file");
+    assert_eq!(s.public.internal_timeout_ms, 900, "environment beats files");
+    assert_eq!(s.log.level, "warn", "default.toml applies where nothing overrides it");
+    assert_eq!(s.mode, Mode::Public);
+    src.mode = Some(Mode::All);
+    assert_eq!(load(&src).unwrap().mode, Mode::All, "--mode beats every layer");
+}
+
+#[test]
+fn unknown_keys_name_the_key_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "bad.toml", "[public]\nlisten = \"0.0.0.0:1\"\nlisen = \"x\"\n");
+    let mut src = sources(dir.path());
+    src.config_file = Some(file.clone());
+    let err = format!("{:#}", load(&src).unwrap_err());
+    assert!(err.contains("public.lisen"), "{err}");
+    assert!(err.contains(&file.display().to_string()), "{err}");
+
+    let mut src = sources(dir.path());
+    src.vars = vars(&[("CINEMO__STORAGE__URLL", "x")]);
+    let err = format!("{:#}", load(&src).unwrap_err());
+    assert!(err.contains("storage.urll") && err.contains("environment"), "{err}");
+}
+
+#[test]
+fn a_missing_env_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut src = sources(dir.path());
+    src.env_name = Some("stagin".into());
+    let err = format!("{:#}", load(&src).unwrap_err());
+    assert!(err.contains("stagin.toml"), "{err}");
+}
+
+#[test]
+fn old_node_keys_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "old.toml",
+        r#"
+[service]
+port = 3000
+[dependencies]
+cinemoInternalUrl = "http://internal.example:3001"
+[kinesis]
+region = "eu-west-1"
+streamName = "diag"
+partitionKey = "pk"
+[mongodb]
+url = "mongodb://db.example:27017"
+databaseName = "olddb"
+collectionName = "oldcache"
+"#,
+    );
+    let mut src = sources(dir.path());
+    src.config_file = Some(file);
+    src.mode = Some(Mode::Public);
+    let s = load(&src).unwrap();
+    assert_eq!(s.public.listen.unwrap().to_string(), "0.0.0.0:3000");
+    assert_eq!(s.public.internal_url, "http://internal.example:3001");
+    assert_eq!(s.kinesis.stream_name.as_deref(), Some("diag"));
+    assert_eq!(s.kinesis.partition_key.as_deref(), Some("pk"));
+    assert!(s.kinesis_enabled());
+    assert_eq!(s.storage.kind, Some(StorageType::Mongodb));
+    assert_eq!(s.storage.database, "olddb");
+    assert_eq!(s.storage.collection, "oldcache");
+
+    src.mode = Some(Mode::Internal);
+    let s = load(&src).unwrap();
+    assert_eq!(s.internal.listen.unwrap().to_string(), "0.0.0.0:3000");
+    assert_eq!(s.public.listen.unwrap().to_string(), "0.0.0.0:8080");
+}
+
+#[test]
+fn old_and_new_spelling_together_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "both.toml", "[kinesis]\nstreamName = \"a\"\nstream_name = \"b\"\n");
+    let mut src = sources(dir.path());
+    src.config_file = Some(file);
+    let err = format!("{:#}", load(&src).unwrap_err());
+    assert!(err.contains("kinesis.streamName"), "{err}");
+}
+
+#[test]
+fn database_url_conventions() {
+    let dir = tempfile::tempdir().unwrap();
+    let load_with = |pairs: &[(&str, &str)]| {
+        let mut src = sources(dir.path());
+        src.vars = vars(pairs);
+        load(&src)
+    };
+    let s = load_with(&[("DATABASE_URL", "postgres://u:pw@db/cinemo")]).unwrap();
+    assert_eq!(s.storage.kind, Some(StorageType::Postgres));
+    assert_eq!(s.storage.url.as_deref(), Some("postgres://u:pw@db/cinemo"));
+
+    let s = load_with(&[("MONGODB_URL", "mongodb://db:27017")]).unwrap();
+    assert_eq!(s.storage.kind, Some(StorageType::Mongodb));
+
+    let err = load_with(&[("DATABASE_URL", "postgres://db/x"), ("MONGODB_URL", "mongodb://db")]).unwrap_err();
+    assert!(format!("{err:#}").contains("storage.type"), "{err:#}");
+
+    // An explicit type always wins and picks its own convention.
+    let s = load_with(&[
+        ("CINEMO__STORAGE__TYPE", "mongodb"),
+        ("DATABASE_URL", "postgres://db/x"),
+        ("MONGODB_URL", "mongodb://db"),
+    ])
+    .unwrap();
+    assert_eq!(s.storage.url.as_deref(), Some("mongodb://db"));
+
+    let err = load_with(&[("CINEMO__STORAGE__TYPE", "postgres"), ("CINEMO__STORAGE__URL", "mongodb://u:secret@db")])
+        .unwrap_err();
+    let err = format!("{err:#}");
+    assert!(err.contains("mongodb URL"), "{err}");
+    assert!(!err.contains("secret"), "a password leaked into an error: {err}");
+
+    let err = load_with(&[("CINEMO__STORAGE__TYPE", "postgres")]).unwrap_err();
+    assert!(format!("{err:#}").contains("DATABASE_URL"));
+}
+
+#[test]
+fn cross_field_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let load_with = |pairs: &[(&str, &str)]| {
+        let mut src = sources(dir.path());
+        src.vars = vars(pairs);
+        load(&src).map_err(|e| format!("{e:#}"))
+    };
+    assert!(load_with(&[("CINEMO__PUBLIC__INTERNAL_URL", "ftp://x")]).unwrap_err().contains("http"));
+    assert!(load_with(&[("CINEMO__KINESIS__ENABLED", "true")]).unwrap_err().contains("stream_name"));
+    assert!(
+        load_with(&[("CINEMO__INTERNAL__TLS__CERT_FILE", "/x.pem")])
+            .unwrap_err()
+            .contains("key_file")
+    );
+    assert!(load_with(&[("CINEMO__STORAGE__TIMEOUT_MS", "0")]).unwrap_err().contains("timeout_ms"));
+    assert!(load_with(&[("CINEMO__LOG__LEVEL", "loud=[")]).unwrap_err().contains("log.level"));
+    assert!(load_with(&[("CINEMO__MODE", "sideways")]).unwrap_err().contains("mode"));
+}
+
+#[test]
+fn redacts_passwords_only() {
+    assert_eq!(redact_url("postgres://u:p%40ss@db:5432/x"), "postgres://u:***@db:5432/x");
+    assert_eq!(redact_url("mongodb://u:a:b@h1,h2/?tls=true"), "mongodb://u:***@h1,h2/?tls=true");
+    assert_eq!(redact_url("mongodb://h1/x"), "mongodb://h1/x");
+    assert_eq!(redact_url("sqlite://cinemo.db"), "sqlite://cinemo.db");
+    let mut s = Settings::default();
+    s.storage.url = Some("postgres://u:hunter2@db/x".into());
+    let shown = s.to_redacted_toml();
+    assert!(!shown.contains("hunter2") && shown.contains("u:***@db"), "{shown}");
+}

@@ -1,0 +1,193 @@
+//! Building (bind listeners, open storage) is separate from serving, so tests
+//! can bind port 0 and read the real addresses before anything is served.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::http::{common, internal, public};
+use crate::internal_client::InternalClientConfig;
+use crate::settings::{HttpSettings, Mode, Settings};
+use crate::storage::{self, Store};
+use crate::telemetry::Diagnostics;
+use crate::telemetry::names::{APP_ID_INTERNAL, APP_ID_PUBLIC};
+use crate::notify;
+
+pub struct Application {
+    settings: Settings,
+    public: Option<(SocketAddr, Server)>,
+    internal: Option<(SocketAddr, Server)>,
+    store: Option<Arc<dyn Store>>,
+}
+
+fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr} for the {what} tier"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Applies the shared HTTP settings to either tier's server. A macro, since
+/// actix's `HttpServer` generics are not worth spelling out twice.
+macro_rules! with_limits {
+    ($server:expr, $http:expr, $shutdown:expr) => {{
+        let http: &HttpSettings = $http;
+        let server = $server
+            .keep_alive(Duration::from_secs(http.keep_alive_secs))
+            .client_request_timeout(Duration::from_millis(http.request_head_timeout_ms))
+            .client_disconnect_timeout(Duration::from_secs(1))
+            .max_connections(http.max_connections)
+            .shutdown_timeout($shutdown.as_secs())
+            .disable_signals();
+        if http.workers > 0 { server.workers(http.workers) } else { server }
+    }};
+}
+
+impl Application {
+    /// Opens storage (internal tier) and binds every listener of the mode.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let mode = settings.mode;
+        let shutdown = Duration::from_secs(settings.shutdown.timeout_secs);
+
+        let mut internal = None;
+        let mut store = None;
+        if mode.runs_internal() {
+            let opened = storage::open(&settings).await?;
+            let listener = bind(settings.internal.listen.context("internal.listen unresolved")?, "internal")?;
+            let addr = listener.local_addr()?;
+            let state = web::Data::new(internal::InternalState {
+                store: opened.clone(),
+                diagnostics: Diagnostics::disabled(APP_ID_INTERNAL),
+            });
+            let max_body = settings.internal.max_body_bytes;
+            let server = HttpServer::new(move || {
+                App::new()
+                    .app_data(state.clone())
+                    .app_data(web::PayloadConfig::new(max_body))
+                    .configure(internal::routes)
+                    .configure(|cfg| common::routes(cfg, mode))
+                    .default_service(web::to(common::not_found))
+            });
+            let server = with_limits!(server, &settings.http, shutdown).listen(listener)?.run();
+            tracing::info!(%addr, backend = opened.backend(), "internal tier listening");
+            internal = Some((addr, server));
+            store = Some(opened);
+        }
+
+        let mut public = None;
+        if mode.runs_public() {
+            // In `all` mode the public tier calls this process's own internal
+            // listener over loopback: the same code path as production.
+            let internal_url = match &internal {
+                Some((addr, _)) if mode == Mode::All => format!("http://{addr}"),
+                _ => settings.public.internal_url.clone(),
+            };
+            let client = InternalClientConfig::new(&settings.public, &internal_url)?;
+            let listener = bind(settings.public.listen.context("public.listen unresolved")?, "public")?;
+            let addr = listener.local_addr()?;
+            let max_body = settings.public.max_body_bytes;
+            let diagnostics = Diagnostics::disabled(APP_ID_PUBLIC);
+            let server = HttpServer::new(move || {
+                // One client per worker keeps each worker's pooled
+                // connections on its own runtime.
+                let internal = client.build().expect("the client config was validated at start-up");
+                App::new()
+                    .app_data(web::Data::new(public::PublicState {
+                        internal,
+                        diagnostics: diagnostics.clone(),
+                    }))
+                    .app_data(web::PayloadConfig::new(max_body))
+                    .configure(public::routes)
+                    .configure(|cfg| common::routes(cfg, mode))
+                    .default_service(web::to(common::not_found))
+            });
+            let server = with_limits!(server, &settings.http, shutdown).listen(listener)?.run();
+            tracing::info!(%addr, internal = %internal_url, "public tier listening");
+            public = Some((addr, server));
+        }
+
+        Ok(Application {
+            settings,
+            public,
+            internal,
+            store,
+        })
+    }
+
+    pub fn public_addr(&self) -> Option<SocketAddr> {
+        self.public.as_ref().map(|(a, _)| *a)
+    }
+
+    pub fn internal_addr(&self) -> Option<SocketAddr> {
+        self.internal.as_ref().map(|(a, _)| *a)
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.settings.mode
+    }
+
+    /// Serves until `stop` fires, then drains: the public tier first (its
+    /// in-flight requests may still need the internal tier), then the
+    /// internal tier, then storage. Returns an error if a server stopped on
+    /// its own.
+    pub async fn run_until_stopped(self, stop: CancellationToken) -> anyhow::Result<()> {
+        let handles: Vec<(&str, ServerHandle)> = [("public", &self.public), ("internal", &self.internal)]
+            .into_iter()
+            .filter_map(|(name, s)| s.as_ref().map(|(_, server)| (name, server.handle())))
+            .collect();
+        let mut tasks = Vec::new();
+        for (_, server) in [self.public, self.internal].into_iter().flatten() {
+            tasks.push(tokio::spawn(server));
+        }
+
+        notify::ready();
+        notify::spawn_watchdog(stop.clone());
+        tracing::info!(mode = self.settings.mode.as_str(), "cinemo is ready");
+
+        let unexpected = tokio::select! {
+            _ = stop.cancelled() => None,
+            (result, _, _) = futures_util::future::select_all(tasks.iter_mut()) => Some(result),
+        };
+
+        notify::stopping();
+        tracing::info!(
+            deadline_secs = self.settings.shutdown.timeout_secs,
+            "shutting down: draining in-flight requests"
+        );
+        for (name, handle) in &handles {
+            handle.stop(true).await;
+            tracing::info!(tier = name, "tier drained");
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+        if let Some(store) = &self.store {
+            store.close().await;
+        }
+        match unexpected {
+            None => Ok(()),
+            Some(Ok(Ok(()))) => anyhow::bail!("a server stopped unexpectedly"),
+            Some(Ok(Err(e))) => Err(anyhow::Error::new(e).context("a server failed")),
+            Some(Err(e)) => Err(anyhow::Error::new(e).context("a server task panicked")),
+        }
+    }
+}
+
+/// Fires `token` on the first SIGTERM or SIGINT.
+pub fn cancel_on_signals(token: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+        token.cancel();
+    });
+    Ok(())
+}
