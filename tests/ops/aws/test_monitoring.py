@@ -19,7 +19,7 @@ import yaml
 from botocore.stub import Stubber
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
-ENV = os.environ.get("CINEMO_TEST_ENV", "dev")
+ENV = os.environ.get("CINEMO_TEST_ENV") or (os.environ.get("CINEMO_AWS_ENVS") or "dev").split()[0]
 PREFIX = f"cinemo-{ENV}"
 
 
