@@ -136,9 +136,9 @@ wait_port "$internal_port" 30
 export CINEMO_SMOKE_URL="http://127.0.0.1:$public_port"
 CINEMO_EXPECT_GIT_SHA=$CINEMO_GIT_SHA "$steps/smoke.sh"
 "$steps/mark-passed.sh" --env edge --ami "$ami"
-AWS_DEFAULT_REGION=$(python3 "$steps/release_state.py" region edge) \
-  python3 "$steps/release_state.py" ami-tags "$ami" | grep -q '"smoke": "passed"' \
-  || die "$ami is not tagged smoke=passed after mark-passed.sh"
+tags=$(AWS_DEFAULT_REGION=$(python3 "$steps/release_state.py" region edge) \
+  python3 "$steps/release_state.py" ami-tags "$ami")
+grep -q '"smoke": "passed"' <<<"$tags" || die "$ami is not tagged smoke=passed after mark-passed.sh: $tags"
 step "smoke test passed against cinemo --mode all on 127.0.0.1:$public_port; $ami marked smoke=passed"
 
 # Automatic rollback, as post-merge.yml runs it: the smoke test fails
