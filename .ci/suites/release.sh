@@ -68,6 +68,7 @@ export CINEMO_RELEASE_STATE="$work/state"
 start_moto
 echo "moto on $AWS_ENDPOINT_URL"
 source "$steps/_ansible.sh"
+ensure_ansible_collections  # once, before plays run side by side
 # moto has no instance refresh: rollout.yml's documented CI mode creates the
 # launch template versions and replaces no instance. finish_refresh then
 # leaves the groups where a successful refresh would (release_state.py).
@@ -97,13 +98,21 @@ step "baked $ami (channel=edge, version $CINEMO_VERSION, git sha $CINEMO_GIT_SHA
 # an account gets by hand before its first provision (certificate, secrets).
 prepare=tests/ops/aws/prepare_moto.py
 [ -f "$prepare" ] || die "$prepare does not exist (the AWS playbooks' moto preparation)"
-for env in edge stable; do
+# Separate stacks (every name carries the env): build them side by side.
+stack() {
+  local env=$1 play
   python3 "$prepare" "$env" "$work/$env-vars.json"
   for play in provision.yml monitoring.yml; do
     run_playbook "$env" "$play" -e "@$work/$env-vars.json" -e "cinemo_ami_id=$old_ami" \
       >"$work/$play-$env.log" 2>&1 \
-      || { tail -n 40 "$work/$play-$env.log"; die "$play failed for $env against moto"; }
+      || { tail -n 40 "$work/$play-$env.log"; echo "error: $play failed for $env against moto" >&2; return 1; }
+    echo "  $play $env: $(grep -E '^localhost +:' "$work/$play-$env.log")"
   done
+}
+pids=()
+for env in edge stable; do stack "$env" & pids+=($!); done
+for pid in "${pids[@]}"; do wait "$pid" || die "building the stacks in moto failed (see above)"; done
+for env in edge stable; do
   [ "$(runs_now "$env")" = "$old_ami" ] || die "$env does not run $old_ami after provision.yml"
 done
 step "edge and stable provisioned and monitored in moto, both on $old_ami"
