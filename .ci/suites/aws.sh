@@ -2,8 +2,13 @@
 # The AWS stack suite: every Ansible playbook is syntax-checked and linted;
 # provision.yml, monitoring.yml and verify.yml run for real against a moto
 # server on 127.0.0.1 for dev and edge; pytest reads the stack back through
-# the AWS API; a second provision run must change nothing.
+# the AWS API; a second provision + monitoring run must change nothing.
 #   .ci/suites/aws.sh            (CINEMO_AWS_ENVS="dev edge" by default)
+#
+# What does not depend on the stack runs beside it: the rollout tests (their
+# own moto) and ansible-lint start first; each environment then goes
+# provision -> monitoring -> (verify, pytest tests/ops/aws, second run) on
+# its own, side by side with the other.
 source "$(dirname "$0")/../lib.sh"
 
 t0=$SECONDS
@@ -36,25 +41,49 @@ for f in *.yml; do
 done
 ((${#playbooks[@]})) || die "no playbooks under ansible/"
 
-# ---- 1. syntax ---------------------------------------------------------------
-log "ansible-playbook --syntax-check: ${playbooks[*]}"
-for pb in "${playbooks[@]}"; do
-  ansible-playbook -i inventories/dev --syntax-check "$pb" -e env=dev >"$work/syntax.log" 2>&1 \
-    || { cat "$work/syntax.log"; die "syntax check failed: $pb"; }
-done
+# ---- 0. the rollout tests: their own moto, independent of the stack -----------
+# bg NAME CMD...: run CMD in the background, output in $work/NAME.log.
+bg_pids=() bg_names=()
+bg() {
+  local name=$1; shift
+  "$@" >"$work/$name.log" 2>&1 &
+  bg_pids+=($!) bg_names+=("$name")
+}
+# wait_bg: wait for every background step; print the log of those that failed.
+wait_bg() {
+  local i failed=()
+  for i in "${!bg_pids[@]}"; do
+    wait "${bg_pids[$i]}" || failed+=("${bg_names[$i]}")
+  done
+  bg_pids=() bg_names=()
+  for i in "${failed[@]}"; do
+    [ -f "$work/$i.log" ] || continue
+    printf '\n---- %s ----\n' "$i" >&2; tail -n 80 "$work/$i.log" >&2
+  done
+  ((${#failed[@]} == 0)) || die "failed: ${failed[*]}"
+}
 
-# ---- 2. lint -------------------------------------------------------------------
-log "ansible-lint --offline --profile production"
+if [ -d "$CINEMO_ROOT/tests/ops/rollout" ]; then
+  log "pytest tests/ops/rollout (in the background, its own moto)"
+  bg pytest-rollout bash -c 'cd "$CINEMO_ROOT" && python3 -m pytest -q -p no:cacheprovider tests/ops/rollout'
+fi
+
+# ---- 1. syntax -----------------------------------------------------------------
+log "ansible-playbook --syntax-check: ${playbooks[*]}"
+ansible-playbook -i inventories/dev --syntax-check "${playbooks[@]}" -e env=dev >"$work/syntax.log" 2>&1 \
+  || { cat "$work/syntax.log"; die "syntax check failed"; }
+
+# ---- 2. lint (in the background) ------------------------------------------------
+log "ansible-lint --offline --profile production (in the background)"
 roles=()
 for r in roles/*/; do
   case "$r" in roles/cinemo_host/|roles/otel_collector/) continue ;; esac
   roles+=("${r%/}")
 done
-(cd "$CINEMO_ROOT" && ansible-lint --offline --profile production \
-  "${playbooks[@]/#/ansible/}" "${roles[@]/#/ansible/}" ansible/inventories 2>&1 | tail -n 40; exit "${PIPESTATUS[0]}") \
-  || die "ansible-lint failed"
+bg lint bash -c 'cd "$CINEMO_ROOT" && ansible-lint --offline --profile production "$@"' lint \
+  "${playbooks[@]/#/ansible/}" "${roles[@]/#/ansible/}" ansible/inventories
 
-# ---- 3. against moto ------------------------------------------------------------
+# ---- 3. against moto --------------------------------------------------------------
 start_moto
 log "moto on $AWS_ENDPOINT_URL"
 
@@ -62,56 +91,67 @@ log "moto on $AWS_ENDPOINT_URL"
 play() {
   local name=$1 env=$2 pb=$3 t=$SECONDS
   ansible-playbook -i "inventories/$env" "$pb" -e "env=$env" -e "@$work/$env-vars.json" \
-    >"$work/$name.log" 2>&1 || { tail -n 60 "$work/$name.log"; die "$pb failed for $env (see above)"; }
+    >"$work/$name.log" 2>&1 || { tail -n 60 "$work/$name.log" >&2; die "$pb failed for $env (see above)"; }
   grep -E '^localhost +:' "$work/$name.log" | sed "s/^/  $name ($((SECONDS - t))s): /" >&2
 }
 
-for env in $envs; do
+# unchanged NAME: the PLAY RECAP of $work/NAME.log says changed=0 (and nothing failed).
+unchanged() {
+  local recap
+  recap=$(grep -E '^localhost +:' "$work/$1.log") || die "$1: no PLAY RECAP"
+  if [[ $recap =~ changed=([0-9]+) ]] && ((BASH_REMATCH[1] == 0)) && [[ $recap =~ failed=0 ]]; then
+    return 0
+  fi
+  grep -B3 -E '^changed:' "$work/$1.log" | head -n 60 >&2
+  die "$1: a second run changed something: $recap"
+}
+
+# stack ENV: build one environment, then check it three ways at once.
+stack() {
+  local env=$1
   python3 "$CINEMO_ROOT/tests/ops/aws/prepare_moto.py" "$env" "$work/$env-vars.json"
-done
+  play "provision-$env" "$env" provision.yml
+  play "monitoring-$env" "$env" monitoring.yml
+  # Read-only checks and the second run, side by side: verify and pytest
+  # only read, and the second run must not write (it is asserted below).
+  local p1 p2 rc=0
+  play "verify-$env" "$env" verify.yml &
+  p1=$!
+  (cd "$CINEMO_ROOT" && CINEMO_AWS_ENVS=$env python3 -m pytest -q -p no:cacheprovider tests/ops/aws) \
+    >"$work/pytest-aws-$env.log" 2>&1 &
+  p2=$!
+  play "provision2-$env" "$env" provision.yml || rc=1
+  unchanged "provision2-$env"
+  play "monitoring2-$env" "$env" monitoring.yml || rc=1
+  unchanged "monitoring2-$env"
+  wait "$p1" || rc=1
+  if wait "$p2"; then
+    tail -n 1 "$work/pytest-aws-$env.log" | sed "s/^/  pytest tests\/ops\/aws ($env): /" >&2
+  else
+    tail -n 80 "$work/pytest-aws-$env.log" >&2; rc=1
+  fi
+  return "$rc"
+}
+
 # Environments are separate stacks in separate regions: build them side by side.
-pids=()
 for env in $envs; do
-  (
-    log "provision.yml -e env=$env"
-    play "provision-$env" "$env" provision.yml
-    if [ -f monitoring.yml ]; then
-      log "monitoring.yml -e env=$env"
-      play "monitoring-$env" "$env" monitoring.yml
-    fi
-    log "verify.yml -e env=$env"
-    play "verify-$env" "$env" verify.yml
-  ) &
-  pids+=($!)
+  log "$env: provision.yml, monitoring.yml; then verify.yml, pytest tests/ops/aws and a second run"
+  stack "$env" &
+  bg_pids+=($!) bg_names+=("stack-$env")
 done
-for pid in "${pids[@]}"; do wait "$pid" || die "a play failed"; done
+wait_bg
 
-# ---- 4. read the stack back ---------------------------------------------------------
-log "pytest tests/ops/aws"
-tests=("$CINEMO_ROOT/tests/ops/aws")
-[ -d "$CINEMO_ROOT/tests/ops/rollout" ] && tests+=("$CINEMO_ROOT/tests/ops/rollout")
-(cd "$CINEMO_ROOT" && python3 -m pytest -q -p no:cacheprovider "${tests[@]}") || die "pytest failed"
-
-# ---- 5. a second run changes nothing ----------------------------------------------------
-pids=()
+# The record: every recap, the pytest summaries, lint's verdict.
+log "summary"
 for env in $envs; do
-  (
-    log "provision.yml -e env=$env (second run)"
-    play "provision2-$env" "$env" provision.yml
-    grep -qE '^localhost +: ok=[0-9]+ +changed=0 ' "$work/provision2-$env.log" || {
-      grep -B2 -E '^changed:' "$work/provision2-$env.log" | head -n 40
-      die "second provision run for $env changed something"
-    }
-    if [ -f monitoring.yml ]; then
-      play "monitoring2-$env" "$env" monitoring.yml
-      grep -qE '^localhost +: ok=[0-9]+ +changed=0 ' "$work/monitoring2-$env.log" || {
-        grep -B2 -E '^changed:' "$work/monitoring2-$env.log" | head -n 40
-        die "second monitoring run for $env changed something"
-      }
-    fi
-  ) &
-  pids+=($!)
+  for step in provision monitoring verify provision2 monitoring2; do
+    grep -E '^localhost +:' "$work/$step-$env.log" | sed -E "s/^localhost +:/  $step-$env:/; s/ +(unreachable|rescued|ignored)=0//g" >&2
+  done
+  tail -n 1 "$work/pytest-aws-$env.log" | sed "s/^/  pytest tests\/ops\/aws ($env): /" >&2
 done
-for pid in "${pids[@]}"; do wait "$pid" || die "a second run was not clean"; done
+if [ -f "$work/pytest-rollout.log" ]; then
+  tail -n 1 "$work/pytest-rollout.log" | sed 's/^/  pytest tests\/ops\/rollout: /' >&2
+fi
+grep -E 'Passed|Failed' "$work/lint.log" | tail -n 1 | sed 's/^/  ansible-lint: /' >&2 || true
 
 log "aws suite passed in $((SECONDS - t0))s"

@@ -16,8 +16,13 @@ description:
     returns (actions and dimensions missing from O(spec) count as empty lists).
   - C(ActionsEnabled) is only compared when O(spec) sets it, so a re-run does not unmute an
     alarm that a rollout muted on purpose.
+  - O(alarms) writes many alarms in one call (one module start instead of one per alarm).
 options:
-  name: {type: str, required: true, description: Alarm name.}
+  name: {type: str, description: Alarm name (or give O(alarms)).}
+  alarms:
+    type: list
+    elements: dict
+    description: Several alarms, each a dict with C(name) and C(spec) (and optionally C(kind), C(state)).
   kind: {type: str, choices: [metric, composite], default: metric, description: Which API.}
   spec: {type: dict, default: {}, description: The request body without AlarmName.}
   state: {type: str, choices: [present, absent], default: present, description: Present or absent.}
@@ -28,7 +33,8 @@ extends_documentation_fragment:
 """
 
 RETURN = r"""
-alarm: {description: the alarm as CloudWatch describes it after the change, returned: when present, type: dict}
+alarm: {description: the alarm as CloudWatch describes it after the change, returned: with name and when present, type: dict}
+changed_alarms: {description: the names of the alarms written or deleted, returned: always, type: list}
 """
 
 LIST_KEYS = ("AlarmActions", "OKActions", "InsufficientDataActions")
@@ -98,20 +104,38 @@ def main():  # pragma: no cover - exercised through ansible-playbook
 
     module = AnsibleAWSModule(
         argument_spec=dict(
-            name=dict(type="str", required=True),
+            name=dict(type="str"),
+            alarms=dict(type="list", elements="dict"),
             kind=dict(type="str", default="metric", choices=["metric", "composite"]),
             spec=dict(type="dict", default={}),
             state=dict(type="str", default="present", choices=["present", "absent"]),
         ),
+        required_one_of=[("name", "alarms")],
+        mutually_exclusive=[("name", "alarms")],
         supports_check_mode=True,
     )
     p = module.params
     client = module.client("cloudwatch")
-    try:
-        changed, alarm = ensure_alarm(client, p["name"], p["spec"], p["kind"], p["state"], module.check_mode)
-    except Exception as e:  # botocore errors, with the API's message
-        module.fail_json_aws(e, msg=f"{p['kind']} alarm {p['name']}")
-    module.exit_json(changed=changed, alarm=alarm or {})
+    if p["name"] is not None:
+        wanted = [{"name": p["name"], "spec": p["spec"], "kind": p["kind"], "state": p["state"]}]
+    else:
+        wanted = p["alarms"]
+    written, alarm = [], None
+    for a in wanted:
+        kind, name = a.get("kind", p["kind"]), a.get("name")
+        if not name:
+            module.fail_json(msg=f"an entry of alarms has no name: {a}")
+        try:
+            changed, alarm = ensure_alarm(client, name, a.get("spec") or {}, kind,
+                                          a.get("state", p["state"]), module.check_mode)
+        except Exception as e:  # botocore errors, with the API's message
+            module.fail_json_aws(e, msg=f"{kind} alarm {name}")
+        if changed:
+            written.append(name)
+    result = dict(changed=bool(written), changed_alarms=written)
+    if p["name"] is not None:
+        result["alarm"] = alarm or {}
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":
