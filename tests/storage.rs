@@ -1,0 +1,63 @@
+//! Storage integration tests: one conformance suite, a batch suite and an
+//! outage suite, each run against every backend with real servers started
+//! here (SQLite file, a throwaway PostgreSQL cluster, nx-27017 as the
+//! MongoDB stand-in, and a real MongoDB when CINEMO_TEST_MONGODB_URL is set).
+//! cinemo runs as two processes (public and internal), as in production.
+//!
+//! A server that cannot be found fails the test when `CI` is set, and is
+//! skipped with a loud `SKIPPED:` line on stderr otherwise.
+
+#[path = "storage/harness.rs"]
+mod harness;
+
+#[path = "storage/conformance.rs"]
+mod conformance;
+
+#[path = "storage/batch.rs"]
+mod batch;
+
+#[path = "storage/outage.rs"]
+mod outage;
+
+use harness::Db;
+
+/// The suites start servers and push 50,000-item batches; on a 2-core box
+/// they are more reliable (and their timing assertions meaningful) one at a
+/// time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+macro_rules! per_backend {
+    ($suite:ident as $tests:ident: $($name:ident => $db:expr),* $(,)?) => {
+        mod $tests {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let _one_at_a_time = SERIAL.lock().await;
+                    let Some(mut db) = $db.await else { return };
+                    super::$suite::run(&mut db).await;
+                }
+            )*
+        }
+    };
+}
+
+per_backend!(conformance as conformance_on:
+    sqlite => Db::sqlite(),
+    postgres => Db::postgres(),
+    nx27017 => Db::nx27017(),
+    real_mongodb => Db::real_mongodb(),
+);
+
+per_backend!(batch as batch_on:
+    sqlite => Db::sqlite(),
+    postgres => Db::postgres(),
+    nx27017 => Db::nx27017(),
+    real_mongodb => Db::real_mongodb(),
+);
+
+per_backend!(outage as outage_on:
+    sqlite => Db::sqlite(),
+    postgres => Db::postgres(),
+    nx27017 => Db::nx27017(),
+);

@@ -1,0 +1,120 @@
+//! Big batches through both tiers: 50,000 items, one bad item, a deadline
+//! that cuts the transaction, a repeated Idempotency-Key.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use crate::harness::{Db, Tiers, client, list_all};
+
+pub const N: usize = 50_000;
+
+pub fn customers(n: usize, tag: &str) -> Vec<Value> {
+    (0..n).map(|i| json!({"name": format!("{tag}-{i}")})).collect()
+}
+
+async fn count(http: &reqwest::Client, tiers: &Tiers) -> usize {
+    list_all(http, &tiers.internal.base, "/api/cache").await.len()
+}
+
+pub async fn run(db: &Db) {
+    let tiers = Tiers::start(db, &[("CINEMO__BATCH__MAX_ITEMS", "60000")]).await;
+    let http = client();
+    let public = tiers.public.base.as_str();
+
+    // 50,000 in one call, read back in order.
+    let started = Instant::now();
+    let r = http
+        .post(format!("{public}/api/customers/batch"))
+        .json(&customers(N, "big"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let ids: Vec<String> = r.json::<Value>().await.unwrap()["customerIds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    eprintln!("{}: {N} items through the public tier in {:?}", db.name(), started.elapsed());
+    assert_eq!(ids.len(), N);
+    let stored = list_all(&http, public, "/api/customers").await;
+    assert_eq!(stored.len(), N);
+    let listed: Vec<&str> = stored.iter().map(|d| d["_id"].as_str().unwrap()).collect();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(listed, sorted, "list is in id order");
+    let by_id: HashMap<&str, &str> = stored
+        .iter()
+        .map(|d| (d["_id"].as_str().unwrap(), d["name"].as_str().unwrap()))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(by_id.get(id.as_str()).copied(), Some(format!("big-{i}").as_str()), "item {i}");
+    }
+    let last: Value = http
+        .get(format!("{public}/api/customers/{}", ids[N - 1]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(last["name"], format!("big-{}", N - 1));
+
+    // One bad item, the very last: nothing stored.
+    let mut items = customers(N, "bad");
+    items[N - 1] = json!({"name": 42});
+    let r = http.post(format!("{public}/api/customers/batch")).json(&items).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.text().await.unwrap()), (400, format!("item {}: customer name missing", N - 1)));
+    // Too many items.
+    let r = http
+        .post(format!("{public}/api/customers/batch"))
+        .json(&customers(60_001, "many"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("maximum of 60000"));
+    assert_eq!(count(&http, &tiers).await, N, "rejected batches stored nothing");
+
+    // A repeated Idempotency-Key stores once.
+    let items = customers(N, "idem");
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let r = http
+            .post(format!("{public}/api/customers/batch"))
+            .header("Idempotency-Key", format!("batch-suite-{}", db.database))
+            .json(&items)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        answers.push(r.json::<Value>().await.unwrap());
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(count(&http, &tiers).await, 2 * N, "the keyed batch was stored once");
+    drop(tiers);
+
+    // A deadline that falls inside the transaction: the batch is cut
+    // mid-write and rolled back; nothing of it is stored.
+    let tiers = Tiers::start(db, &[("CINEMO__STORAGE__BATCH_TIMEOUT_MS", "10")]).await;
+    let r = http
+        .post(format!("{}/api/customers/batch", tiers.public.base))
+        .json(&customers(N, "cut"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 504, "{}", r.text().await.unwrap_or_default());
+    // The rollback of a dropped transaction finishes in the background.
+    let mut n = 0;
+    for _ in 0..50 {
+        n = count(&http, &tiers).await;
+        if n == 2 * N {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(n, 2 * N, "a batch cut by its deadline stored nothing");
+}
