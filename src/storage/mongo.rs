@@ -451,7 +451,7 @@ pub(crate) mod bson_json {
         } else {
             let text = serde_json::Number::from_f64(f).map(|n| n.to_string()).unwrap_or_else(|| "null".into());
             match text.find('e') {
-                Some(at) if !text[at + 1..].starts_with('-') => {
+                Some(at) if !text[at + 1..].starts_with(['-', '+']) => {
                     out.push_str(&text[..=at]);
                     out.push('+');
                     out.push_str(&text[at + 1..]);
