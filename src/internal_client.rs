@@ -34,7 +34,9 @@ impl InternalClientConfig {
             batch_timeout: Duration::from_millis(settings.internal_timeout_ms),
             pool_max_idle: settings.internal_pool_max_idle,
         };
-        config.build().context("building the client for the internal tier")?;
+        config
+            .build()
+            .context("building the client for the internal tier")?;
         Ok(config)
     }
 
@@ -122,7 +124,12 @@ struct Created {
 }
 
 impl InternalClient {
-    fn request(&self, method: reqwest::Method, path: &str, trace: Option<&TraceToken>) -> reqwest::RequestBuilder {
+    fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        trace: Option<&TraceToken>,
+    ) -> reqwest::RequestBuilder {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(trace) = trace {
             req = req.header(TRACE_HEADER, trace.as_str());
@@ -133,7 +140,10 @@ impl InternalClient {
     async fn send(req: reqwest::RequestBuilder) -> Result<(StatusCode, Bytes), InternalError> {
         let response = req.send().await.map_err(InternalError::from_reqwest)?;
         let status = response.status();
-        let body = response.bytes().await.map_err(InternalError::from_reqwest)?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(InternalError::from_reqwest)?;
         Ok((status, body))
     }
 
@@ -143,7 +153,11 @@ impl InternalClient {
     }
 
     /// The stored document as JSON bytes (`_id` first), or None on 404.
-    pub async fn get_cache(&self, id: &DocId, trace: Option<&TraceToken>) -> Result<Option<Bytes>, InternalError> {
+    pub async fn get_cache(
+        &self,
+        id: &DocId,
+        trace: Option<&TraceToken>,
+    ) -> Result<Option<Bytes>, InternalError> {
         let req = self.request(reqwest::Method::GET, &format!("/api/cache/{id}"), trace);
         match Self::send(req).await? {
             (StatusCode::OK, body) => Ok(Some(body)),
@@ -153,17 +167,22 @@ impl InternalClient {
     }
 
     /// Stores a document; returns its id.
-    pub async fn create(&self, document: String, trace: Option<&TraceToken>) -> Result<DocId, InternalError> {
+    pub async fn create(
+        &self,
+        document: String,
+        trace: Option<&TraceToken>,
+    ) -> Result<DocId, InternalError> {
         let req = self
             .request(reqwest::Method::POST, "/api/cache", trace)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(document);
         match Self::send(req).await? {
             (StatusCode::OK, body) => {
-                let created: Created =
-                    serde_json::from_slice(&body).map_err(|e| InternalError::BadResponse(e.to_string()))?;
-                DocId::parse(&created.id)
-                    .ok_or_else(|| InternalError::BadResponse(format!("malformed id {:?}", created.id)))
+                let created: Created = serde_json::from_slice(&body)
+                    .map_err(|e| InternalError::BadResponse(e.to_string()))?;
+                DocId::parse(&created.id).ok_or_else(|| {
+                    InternalError::BadResponse(format!("malformed id {:?}", created.id))
+                })
             }
             (status, body) => Err(Self::unexpected(status, &body)),
         }
@@ -184,20 +203,29 @@ impl InternalClient {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(documents);
         if let Some((key, fingerprint)) = idempotency {
-            req = req.header("Idempotency-Key", key).header("Idempotency-Fingerprint", fingerprint);
+            req = req
+                .header("Idempotency-Key", key)
+                .header("Idempotency-Fingerprint", fingerprint);
         }
         let response = req.send().await.map_err(InternalError::from_reqwest)?;
         let replayed = response.headers().contains_key("idempotent-replayed");
         let status = response.status();
-        let body = response.bytes().await.map_err(InternalError::from_reqwest)?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(InternalError::from_reqwest)?;
         if status != StatusCode::OK {
             return Err(Self::unexpected(status, &body));
         }
-        let created: BatchCreated = serde_json::from_slice(&body).map_err(|e| InternalError::BadResponse(e.to_string()))?;
+        let created: BatchCreated =
+            serde_json::from_slice(&body).map_err(|e| InternalError::BadResponse(e.to_string()))?;
         let ids = created
             .ids
             .iter()
-            .map(|id| DocId::parse(id).ok_or_else(|| InternalError::BadResponse(format!("malformed id {id:?}"))))
+            .map(|id| {
+                DocId::parse(id)
+                    .ok_or_else(|| InternalError::BadResponse(format!("malformed id {id:?}")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok((ids, replayed))
     }
@@ -220,7 +248,11 @@ impl InternalClient {
     }
 
     /// Deletes a document; false when there was none.
-    pub async fn delete(&self, id: &DocId, trace: Option<&TraceToken>) -> Result<bool, InternalError> {
+    pub async fn delete(
+        &self,
+        id: &DocId,
+        trace: Option<&TraceToken>,
+    ) -> Result<bool, InternalError> {
         let req = self.request(reqwest::Method::DELETE, &format!("/api/cache/{id}"), trace);
         match Self::send(req).await? {
             (StatusCode::NO_CONTENT, _) => Ok(true),

@@ -13,11 +13,11 @@ use tokio_util::sync::CancellationToken;
 use crate::http::batch::BatchLimits;
 use crate::http::{common, internal, public};
 use crate::internal_client::InternalClientConfig;
+use crate::notify;
 use crate::settings::{HttpSettings, Mode, Settings};
 use crate::storage::{self, Store};
 use crate::telemetry::Diagnostics;
 use crate::telemetry::names::{APP_ID_INTERNAL, APP_ID_PUBLIC};
-use crate::notify;
 
 pub struct Application {
     settings: Settings,
@@ -27,7 +27,8 @@ pub struct Application {
 }
 
 fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    let listener = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr} for the {what} tier"))?;
+    let listener = TcpListener::bind(addr)
+        .with_context(|| format!("cannot listen on {addr} for the {what} tier"))?;
     listener.set_nonblocking(true)?;
     Ok(listener)
 }
@@ -44,7 +45,11 @@ macro_rules! with_limits {
             .max_connections(http.max_connections)
             .shutdown_timeout($shutdown.as_secs())
             .disable_signals();
-        if http.workers > 0 { server.workers(http.workers) } else { server }
+        if http.workers > 0 {
+            server.workers(http.workers)
+        } else {
+            server
+        }
     }};
 }
 
@@ -58,7 +63,13 @@ impl Application {
         let mut store = None;
         if mode.runs_internal() {
             let opened = storage::open(&settings).await?;
-            let listener = bind(settings.internal.listen.context("internal.listen unresolved")?, "internal")?;
+            let listener = bind(
+                settings
+                    .internal
+                    .listen
+                    .context("internal.listen unresolved")?,
+                "internal",
+            )?;
             let addr = listener.local_addr()?;
             let state = web::Data::new(internal::InternalState {
                 store: opened.clone(),
@@ -74,7 +85,9 @@ impl Application {
                     .configure(|cfg| common::routes(cfg, mode))
                     .default_service(web::to(common::not_found))
             });
-            let server = with_limits!(server, &settings.http, shutdown).listen(listener)?.run();
+            let server = with_limits!(server, &settings.http, shutdown)
+                .listen(listener)?
+                .run();
             tracing::info!(%addr, backend = opened.backend(), "internal tier listening");
             internal = Some((addr, server));
             store = Some(opened);
@@ -91,14 +104,19 @@ impl Application {
             let client = InternalClientConfig::new(&settings.public, &internal_url)?
                 .with_batch_timeout(Duration::from_millis(settings.batch.internal_timeout_ms));
             let batch = BatchLimits::new(&settings.batch);
-            let listener = bind(settings.public.listen.context("public.listen unresolved")?, "public")?;
+            let listener = bind(
+                settings.public.listen.context("public.listen unresolved")?,
+                "public",
+            )?;
             let addr = listener.local_addr()?;
             let max_body = settings.public.max_body_bytes;
             let diagnostics = Diagnostics::disabled(APP_ID_PUBLIC);
             let server = HttpServer::new(move || {
                 // One client per worker keeps each worker's pooled
                 // connections on its own runtime.
-                let internal = client.build().expect("the client config was validated at start-up");
+                let internal = client
+                    .build()
+                    .expect("the client config was validated at start-up");
                 App::new()
                     .app_data(web::Data::new(public::PublicState {
                         internal,
@@ -109,7 +127,9 @@ impl Application {
                     .configure(|cfg| common::routes(cfg, mode))
                     .default_service(web::to(common::not_found))
             });
-            let server = with_limits!(server, &settings.http, shutdown).listen(listener)?.run();
+            let server = with_limits!(server, &settings.http, shutdown)
+                .listen(listener)?
+                .run();
             tracing::info!(%addr, internal = %internal_url, "public tier listening");
             public = Some((addr, server));
         }
@@ -139,10 +159,11 @@ impl Application {
     /// internal tier, then storage. Returns an error if a server stopped on
     /// its own.
     pub async fn run_until_stopped(self, stop: CancellationToken) -> anyhow::Result<()> {
-        let handles: Vec<(&str, ServerHandle)> = [("public", &self.public), ("internal", &self.internal)]
-            .into_iter()
-            .filter_map(|(name, s)| s.as_ref().map(|(_, server)| (name, server.handle())))
-            .collect();
+        let handles: Vec<(&str, ServerHandle)> =
+            [("public", &self.public), ("internal", &self.internal)]
+                .into_iter()
+                .filter_map(|(name, s)| s.as_ref().map(|(_, server)| (name, server.handle())))
+                .collect();
         let mut tasks = Vec::new();
         for (_, server) in [self.public, self.internal].into_iter().flatten() {
             tasks.push(tokio::spawn(server));

@@ -13,7 +13,9 @@ impl IdempotencyKey {
     /// Accepts 1..=255 printable ASCII characters (what fits an HTTP header
     /// and a database key without escaping).
     pub fn parse(raw: &str, fingerprint: String) -> Option<Self> {
-        let ok = !raw.is_empty() && raw.len() <= Self::MAX_LEN && raw.bytes().all(|b| (0x21..=0x7e).contains(&b));
+        let ok = !raw.is_empty()
+            && raw.len() <= Self::MAX_LEN
+            && raw.bytes().all(|b| (0x21..=0x7e).contains(&b));
         ok.then(|| IdempotencyKey {
             key: raw.to_owned(),
             fingerprint,
@@ -62,7 +64,10 @@ mod tests {
     fn keys_are_bounded_printable_ascii() {
         assert!(IdempotencyKey::parse("import-2024-05-01#3", String::new()).is_some());
         for bad in ["", "a b", "é", &"x".repeat(256)] {
-            assert!(IdempotencyKey::parse(bad, String::new()).is_none(), "{bad:?}");
+            assert!(
+                IdempotencyKey::parse(bad, String::new()).is_none(),
+                "{bad:?}"
+            );
         }
     }
 

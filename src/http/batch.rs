@@ -47,8 +47,11 @@ impl BatchLimits {
     /// bursts wait at the client instead of piling up here.
     pub fn enter(&self) -> Result<OwnedSemaphorePermit, ApiError> {
         self.gate.clone().try_acquire_owned().map_err(|_| {
-            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too many batches in progress, retry later")
-                .retry_after(self.retry_after_secs)
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many batches in progress, retry later",
+            )
+            .retry_after(self.retry_after_secs)
         })
     }
 
@@ -58,7 +61,10 @@ impl BatchLimits {
         } else if n > self.max_items {
             Err(ApiError::with_text(
                 StatusCode::BAD_REQUEST,
-                format!("batch has {n} items, more than the maximum of {}", self.max_items),
+                format!(
+                    "batch has {n} items, more than the maximum of {}",
+                    self.max_items
+                ),
             ))
         } else {
             Ok(())
@@ -67,7 +73,10 @@ impl BatchLimits {
 }
 
 /// The raw `Idempotency-Key` header, if any; 400 when it is not text.
-pub fn idempotency_header<'r>(req: &'r HttpRequest, name: &str) -> Result<Option<&'r str>, ApiError> {
+pub fn idempotency_header<'r>(
+    req: &'r HttpRequest,
+    name: &str,
+) -> Result<Option<&'r str>, ApiError> {
     match req.headers().get(name) {
         None => Ok(None),
         Some(v) => v
@@ -101,11 +110,15 @@ impl ListQuery {
                 .parse::<u32>()
                 .ok()
                 .filter(|l| (1..=LIST_MAX).contains(l))
-                .ok_or(ApiError::bad_request("limit must be an integer from 1 to 1000"))?,
+                .ok_or(ApiError::bad_request(
+                    "limit must be an integer from 1 to 1000",
+                ))?,
         };
         let after = match raw.after.as_deref() {
             None | Some("") => None,
-            Some(a) => Some(DocId::parse(a).ok_or(ApiError::bad_request("malformed after: expected a 24-hex id"))?),
+            Some(a) => Some(DocId::parse(a).ok_or(ApiError::bad_request(
+                "malformed after: expected a 24-hex id",
+            ))?),
         };
         Ok(ListQuery { limit, after })
     }

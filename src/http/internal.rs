@@ -8,9 +8,13 @@ use serde::Serialize;
 
 use serde_json::value::RawValue;
 
-use super::batch::{self, BatchLimits, IDEMPOTENCY_FINGERPRINT, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, ListQuery};
+use super::batch::{
+    self, BatchLimits, IDEMPOTENCY_FINGERPRINT, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, ListQuery,
+};
 use super::{ApiError, json, text};
-use crate::domain::{DocId, Document, DocumentError, IdempotencyKey, TraceToken, fingerprint, is_fingerprint};
+use crate::domain::{
+    DocId, Document, DocumentError, IdempotencyKey, TraceToken, fingerprint, is_fingerprint,
+};
 use crate::storage::{BatchOutcome, Store, StoreError};
 use crate::telemetry::Diagnostics;
 use crate::telemetry::names::TRACE_HEADER;
@@ -54,7 +58,9 @@ fn storage_error(state: &InternalState, trace: Option<&TraceToken>, e: StoreErro
             tracing::warn!(backend = state.store.backend(), %cause, "storage unavailable");
             STORAGE_DOWN
         }
-        StoreError::IdempotencyConflict => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, batch::KEY_REUSED),
+        StoreError::IdempotencyConflict => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, batch::KEY_REUSED)
+        }
         other => ApiError::internal(&other),
     }
 }
@@ -64,7 +70,10 @@ async fn health(state: web::Data<InternalState>) -> HttpResponse {
         Ok(()) => text(StatusCode::OK, "Healthy"),
         Err(e) => {
             tracing::warn!(backend = state.store.backend(), error = %e, "readiness check failed");
-            text(StatusCode::SERVICE_UNAVAILABLE, "Unhealthy: storage unreachable")
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unhealthy: storage unreachable",
+            )
         }
     }
 }
@@ -73,7 +82,9 @@ async fn read(req: HttpRequest, state: web::Data<InternalState>) -> Result<HttpR
     let trace = trace_of(&req);
     let raw = req.match_info().get("id").unwrap_or_default();
     let Some(id) = DocId::parse(raw) else {
-        state.diagnostics.log(trace.as_ref(), "read rejected: malformed cacheId");
+        state
+            .diagnostics
+            .log(trace.as_ref(), "read rejected: malformed cacheId");
         return Err(ApiError::bad_request("malformed cacheId"));
     };
     match state.store.get(&id).await {
@@ -82,7 +93,9 @@ async fn read(req: HttpRequest, state: web::Data<InternalState>) -> Result<HttpR
             Ok(json(StatusCode::OK, doc.to_json_with_id(&id)))
         }
         Ok(None) => {
-            state.diagnostics.log(trace.as_ref(), format!("read {id}: not found"));
+            state
+                .diagnostics
+                .log(trace.as_ref(), format!("read {id}: not found"));
             Err(ApiError::not_found("cacheId not found"))
         }
         Err(e) => Err(storage_error(&state, trace.as_ref(), e)),
@@ -94,10 +107,16 @@ struct Created<'a> {
     id: &'a str,
 }
 
-async fn create(req: HttpRequest, body: web::Bytes, state: web::Data<InternalState>) -> Result<HttpResponse, ApiError> {
+async fn create(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<InternalState>,
+) -> Result<HttpResponse, ApiError> {
     let trace = trace_of(&req);
     let doc = Document::parse(&body).map_err(|e| {
-        state.diagnostics.log(trace.as_ref(), format!("create rejected: {e}"));
+        state
+            .diagnostics
+            .log(trace.as_ref(), format!("create rejected: {e}"));
         match e {
             DocumentError::NotAnObject => ApiError::bad_request("missing body"),
             DocumentError::HasId => document_error(None, e),
@@ -109,8 +128,11 @@ async fn create(req: HttpRequest, body: web::Bytes, state: web::Data<InternalSta
         .insert(&id, &doc)
         .await
         .map_err(|e| storage_error(&state, trace.as_ref(), e))?;
-    state.diagnostics.log(trace.as_ref(), format!("stored {id}"));
-    let body = serde_json::to_string(&Created { id: id.as_str() }).map_err(|e| ApiError::internal(&e))?;
+    state
+        .diagnostics
+        .log(trace.as_ref(), format!("stored {id}"));
+    let body =
+        serde_json::to_string(&Created { id: id.as_str() }).map_err(|e| ApiError::internal(&e))?;
     Ok(json(StatusCode::OK, body))
 }
 
@@ -139,13 +161,15 @@ async fn create_batch(
 ) -> Result<HttpResponse, ApiError> {
     let _slot = limits.enter()?;
     let trace = trace_of(&req);
-    let raw: Vec<&RawValue> =
-        serde_json::from_slice(&body).map_err(|_| ApiError::bad_request("body must be a JSON array of objects"))?;
+    let raw: Vec<&RawValue> = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::bad_request("body must be a JSON array of objects"))?;
     limits.check_count(raw.len())?;
     let mut items = Vec::with_capacity(raw.len());
     for (i, item) in raw.iter().enumerate() {
         let doc = Document::parse(item.get().as_bytes()).map_err(|e| {
-            state.diagnostics.log(trace.as_ref(), format!("batch rejected: item {i}: {e}"));
+            state
+                .diagnostics
+                .log(trace.as_ref(), format!("batch rejected: item {i}: {e}"));
             document_error(Some(i), e)
         })?;
         items.push((DocId::generate(), doc));
@@ -158,13 +182,16 @@ async fn create_batch(
                 Some(fp) if is_fingerprint(fp) => fp.to_owned(),
                 Some(_) => return Err(ApiError::bad_request("malformed Idempotency-Fingerprint")),
                 None => {
-                    let parts: Vec<&[u8]> = items.iter().map(|(_, d)| d.as_str().as_bytes()).collect();
+                    let parts: Vec<&[u8]> =
+                        items.iter().map(|(_, d)| d.as_str().as_bytes()).collect();
                     fingerprint(&parts)
                 }
             };
-            Some(IdempotencyKey::parse(raw_key, fp).ok_or(ApiError::bad_request(
-                "malformed Idempotency-Key: 1 to 255 printable ASCII characters",
-            ))?)
+            Some(
+                IdempotencyKey::parse(raw_key, fp).ok_or(ApiError::bad_request(
+                    "malformed Idempotency-Key: 1 to 255 printable ASCII characters",
+                ))?,
+            )
         }
     };
     let outcome = state
@@ -175,7 +202,11 @@ async fn create_batch(
     let replayed = matches!(outcome, BatchOutcome::Replayed(_));
     state.diagnostics.log(
         trace.as_ref(),
-        format!("batch of {} {}", outcome.ids().len(), if replayed { "replayed" } else { "stored" }),
+        format!(
+            "batch of {} {}",
+            outcome.ids().len(),
+            if replayed { "replayed" } else { "stored" }
+        ),
     );
     let body = serde_json::to_string(&BatchCreated {
         ids: outcome.ids().iter().map(DocId::as_str).collect(),
@@ -204,7 +235,12 @@ async fn list(req: HttpRequest, state: web::Data<InternalState>) -> Result<HttpR
         .map_err(|e| storage_error(&state, trace.as_ref(), e))?;
     let more = page.len() > query.limit as usize;
     page.truncate(query.limit as usize);
-    let mut out = String::with_capacity(page.iter().map(|(_, d)| d.as_str().len() + 36).sum::<usize>() + 32);
+    let mut out = String::with_capacity(
+        page.iter()
+            .map(|(_, d)| d.as_str().len() + 36)
+            .sum::<usize>()
+            + 32,
+    );
     out.push_str("{\"items\":[");
     for (i, (id, doc)) in page.iter().enumerate() {
         if i > 0 {
@@ -225,13 +261,18 @@ async fn list(req: HttpRequest, state: web::Data<InternalState>) -> Result<HttpR
     Ok(json(StatusCode::OK, out))
 }
 
-async fn delete(req: HttpRequest, state: web::Data<InternalState>) -> Result<HttpResponse, ApiError> {
+async fn delete(
+    req: HttpRequest,
+    state: web::Data<InternalState>,
+) -> Result<HttpResponse, ApiError> {
     let trace = trace_of(&req);
     let raw = req.match_info().get("id").unwrap_or_default();
     let id = DocId::parse(raw).ok_or(ApiError::bad_request("malformed cacheId"))?;
     match state.store.delete(&id).await {
         Ok(true) => {
-            state.diagnostics.log(trace.as_ref(), format!("deleted {id}"));
+            state
+                .diagnostics
+                .log(trace.as_ref(), format!("deleted {id}"));
             Ok(HttpResponse::NoContent().finish())
         }
         Ok(false) => Err(ApiError::not_found("cacheId not found")),

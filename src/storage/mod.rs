@@ -79,7 +79,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Up to `limit` documents with ids greater than `after`, in id order
     /// (ids are ObjectIds, so roughly creation order).
-    async fn list(&self, after: Option<&DocId>, limit: u32) -> Result<Vec<(DocId, Document)>, StoreError>;
+    async fn list(
+        &self,
+        after: Option<&DocId>,
+        limit: u32,
+    ) -> Result<Vec<(DocId, Document)>, StoreError>;
 
     /// Removes a document; false when there was none.
     async fn delete(&self, id: &DocId) -> Result<bool, StoreError>;
@@ -109,15 +113,26 @@ fn ids_to_json(ids: &[DocId]) -> String {
 }
 
 fn ids_from_json(text: &str) -> Result<Vec<DocId>, StoreError> {
-    let raw: Vec<String> = serde_json::from_str(text)
-        .map_err(|e| StoreError::Other(anyhow::anyhow!("stored idempotency ids are not a JSON array: {e}")))?;
+    let raw: Vec<String> = serde_json::from_str(text).map_err(|e| {
+        StoreError::Other(anyhow::anyhow!(
+            "stored idempotency ids are not a JSON array: {e}"
+        ))
+    })?;
     raw.iter()
-        .map(|s| DocId::parse(s).ok_or_else(|| StoreError::Other(anyhow::anyhow!("stored idempotency id {s:?} is malformed"))))
+        .map(|s| {
+            DocId::parse(s).ok_or_else(|| {
+                StoreError::Other(anyhow::anyhow!("stored idempotency id {s:?} is malformed"))
+            })
+        })
         .collect()
 }
 
 /// A key found in the store: the same payload replays, another conflicts.
-fn replay_or_conflict(key: &IdempotencyKey, stored_fingerprint: &str, stored_ids: &str) -> Result<BatchOutcome, StoreError> {
+fn replay_or_conflict(
+    key: &IdempotencyKey,
+    stored_fingerprint: &str,
+    stored_ids: &str,
+) -> Result<BatchOutcome, StoreError> {
     if stored_fingerprint == key.fingerprint() {
         Ok(BatchOutcome::Replayed(ids_from_json(stored_ids)?))
     } else {
@@ -129,7 +144,9 @@ fn replay_or_conflict(key: &IdempotencyKey, stored_fingerprint: &str, stored_ids
 fn stored_rows(rows: Vec<(String, String)>) -> Result<Vec<(DocId, Document)>, StoreError> {
     rows.into_iter()
         .map(|(id, body)| {
-            let id = DocId::parse(&id).ok_or_else(|| StoreError::Other(anyhow::anyhow!("stored id {id:?} is malformed")))?;
+            let id = DocId::parse(&id).ok_or_else(|| {
+                StoreError::Other(anyhow::anyhow!("stored id {id:?} is malformed"))
+            })?;
             Ok((id, Document::from_stored(body)))
         })
         .collect()

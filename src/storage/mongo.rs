@@ -32,16 +32,18 @@ pub struct MongoStore {
 impl MongoStore {
     pub async fn open(url: &str, settings: &StorageSettings) -> anyhow::Result<Self> {
         let shown = redact_url(url);
-        let mut options = ClientOptions::parse(url)
-            .await
-            .with_context(|| format!("storage.url {shown} is not a valid MongoDB connection string"))?;
+        let mut options = ClientOptions::parse(url).await.with_context(|| {
+            format!("storage.url {shown} is not a valid MongoDB connection string")
+        })?;
         // Bounded waits everywhere, so an outage is a quick 504 and never a
         // hang. The connection string may set its own; config wins only
         // where the string is silent.
         let connect = Duration::from_millis(settings.connect_timeout_ms);
         options.server_selection_timeout.get_or_insert(connect);
         options.connect_timeout.get_or_insert(connect);
-        options.max_pool_size.get_or_insert(settings.max_connections);
+        options
+            .max_pool_size
+            .get_or_insert(settings.max_connections);
         options.app_name.get_or_insert_with(|| "cinemo".into());
         let client = Client::with_options(options).context("building the MongoDB client")?;
         let db = client.database(&settings.database);
@@ -61,8 +63,16 @@ impl MongoStore {
         Ok(store)
     }
 
-    async fn replay_from_keys(&self, key: &IdempotencyKey) -> Result<Option<BatchOutcome>, StoreError> {
-        let Some(found) = self.keys.find_one(doc! {"_id": key.key()}).await.map_err(classify)? else {
+    async fn replay_from_keys(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<BatchOutcome>, StoreError> {
+        let Some(found) = self
+            .keys
+            .find_one(doc! {"_id": key.key()})
+            .await
+            .map_err(classify)?
+        else {
             return Ok(None);
         };
         if found.get_str("fingerprint").ok() != Some(key.fingerprint()) {
@@ -70,11 +80,15 @@ impl MongoStore {
         }
         let ids = found
             .get_array("ids")
-            .map_err(|e| StoreError::Other(anyhow::anyhow!("stored idempotency ids unreadable: {e}")))?
+            .map_err(|e| {
+                StoreError::Other(anyhow::anyhow!("stored idempotency ids unreadable: {e}"))
+            })?
             .iter()
             .map(|b| match b {
                 Bson::ObjectId(oid) => Ok(DocId::from_bytes(oid.bytes())),
-                other => Err(StoreError::Other(anyhow::anyhow!("stored idempotency id {other} is not an ObjectId"))),
+                other => Err(StoreError::Other(anyhow::anyhow!(
+                    "stored idempotency id {other} is not an ObjectId"
+                ))),
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(BatchOutcome::Replayed(ids)))
@@ -96,10 +110,17 @@ impl MongoStore {
         let mut session = self.client.start_session().await?;
         session.start_transaction().await?;
         if let Some(key) = key {
-            self.keys.insert_one(Self::key_doc(key, ids)).session(&mut session).await?;
+            self.keys
+                .insert_one(Self::key_doc(key, ids))
+                .session(&mut session)
+                .await?;
         }
         if !docs.is_empty() {
-            self.docs.insert_many(docs).ordered(true).session(&mut session).await?;
+            self.docs
+                .insert_many(docs)
+                .ordered(true)
+                .session(&mut session)
+                .await?;
         }
         session.commit_transaction().await?;
         // Dropping the session on an early `?` above aborts the transaction.
@@ -129,7 +150,10 @@ impl MongoStore {
             return Err(classify(e));
         }
         if let Some(key) = key {
-            self.keys.insert_one(Self::key_doc(key, ids)).await.map_err(classify)?;
+            self.keys
+                .insert_one(Self::key_doc(key, ids))
+                .await
+                .map_err(classify)?;
         }
         Ok(BatchOutcome::Stored(ids.to_vec()))
     }
@@ -207,14 +231,18 @@ impl Store for MongoStore {
         match self.batch_in_transaction(&docs, &ids, key).await {
             Ok(outcome) => Ok(outcome),
             Err(e) if transactions_unsupported(&e) => {
-                tracing::warn!("MongoDB cannot run transactions here (standalone server): batches use insert_many with compensation");
+                tracing::warn!(
+                    "MongoDB cannot run transactions here (standalone server): batches use insert_many with compensation"
+                );
                 self.transactions.store(false, Ordering::Relaxed);
                 self.batch_compensating(&docs, &ids, key).await
             }
             // The key existed (11000) or a concurrent batch holds it (112
             // WriteConflict): the transaction is aborted; read the winner.
             Err(e) if key.is_some() && matches!(code_of(&e), Some(11000 | 112)) => {
-                let Some(key) = key else { return Err(classify(e)) };
+                let Some(key) = key else {
+                    return Err(classify(e));
+                };
                 match self.replay_from_keys(key).await? {
                     Some(replay) => Ok(replay),
                     None => Err(StoreError::Unavailable(format!(
@@ -227,11 +255,19 @@ impl Store for MongoStore {
     }
 
     async fn get(&self, id: &DocId) -> Result<Option<Document>, StoreError> {
-        let found = self.docs.find_one(doc! {"_id": oid(id)}).await.map_err(classify)?;
+        let found = self
+            .docs
+            .find_one(doc! {"_id": oid(id)})
+            .await
+            .map_err(classify)?;
         found.map(|d| bson_json::to_document(&d)).transpose()
     }
 
-    async fn list(&self, after: Option<&DocId>, limit: u32) -> Result<Vec<(DocId, Document)>, StoreError> {
+    async fn list(
+        &self,
+        after: Option<&DocId>,
+        limit: u32,
+    ) -> Result<Vec<(DocId, Document)>, StoreError> {
         let filter = match after {
             Some(after) => doc! {"_id": {"$gt": oid(after)}},
             None => doc! {},
@@ -250,7 +286,9 @@ impl Store for MongoStore {
                 let id = match d.get("_id") {
                     Some(Bson::ObjectId(o)) => DocId::from_bytes(o.bytes()),
                     other => {
-                        return Err(StoreError::Other(anyhow::anyhow!("a stored _id is not an ObjectId: {other:?}")));
+                        return Err(StoreError::Other(anyhow::anyhow!(
+                            "a stored _id is not an ObjectId: {other:?}"
+                        )));
                     }
                 };
                 Ok((id, bson_json::to_document(d)?))
@@ -259,7 +297,11 @@ impl Store for MongoStore {
     }
 
     async fn delete(&self, id: &DocId) -> Result<bool, StoreError> {
-        let done = self.docs.delete_one(doc! {"_id": oid(id)}).await.map_err(classify)?;
+        let done = self
+            .docs
+            .delete_one(doc! {"_id": oid(id)})
+            .await
+            .map_err(classify)?;
         Ok(done.deleted_count > 0)
     }
 
@@ -354,11 +396,15 @@ pub(crate) mod bson_json {
     /// The document to store: `_id` first, then the client's fields.
     pub fn to_bson(id: &DocId, document: &Document) -> Result<bson::Document, StoreError> {
         let mut de = serde_json::Deserializer::from_str(document.as_str());
-        let parsed = ToBson
-            .deserialize(&mut de)
-            .map_err(|e| StoreError::Other(anyhow::anyhow!("a parsed document did not convert to BSON: {e}")))?;
+        let parsed = ToBson.deserialize(&mut de).map_err(|e| {
+            StoreError::Other(anyhow::anyhow!(
+                "a parsed document did not convert to BSON: {e}"
+            ))
+        })?;
         let Bson::Document(fields) = parsed else {
-            return Err(StoreError::Other(anyhow::anyhow!("a parsed document is not an object")));
+            return Err(StoreError::Other(anyhow::anyhow!(
+                "a parsed document is not an object"
+            )));
         };
         let mut out = bson::Document::new();
         out.insert("_id", super::oid(id));
@@ -449,7 +495,9 @@ pub(crate) mod bson_json {
         } else if f.fract() == 0.0 && f.abs() < 1e21 {
             out.push_str(&(f as i128).to_string());
         } else {
-            let text = serde_json::Number::from_f64(f).map(|n| n.to_string()).unwrap_or_else(|| "null".into());
+            let text = serde_json::Number::from_f64(f)
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "null".into());
             match text.find('e') {
                 Some(at) if !text[at + 1..].starts_with(['-', '+']) => {
                     out.push_str(&text[..=at]);
@@ -477,14 +525,23 @@ pub(crate) mod bson_json {
         fn keeps_order_strings_and_integers() {
             let json = r#"{"z":1,"a":"é \" \\ \n","m":[true,null,{"y":2,"b":3}],"big":9007199254740993,"neg":-2147483649}"#;
             let back = round_trip(json);
-            assert_eq!(back, r#"{"z":1,"a":"é \" \\ \n","m":[true,null,{"y":2,"b":3}],"big":9007199254740993,"neg":-2147483649}"#);
+            assert_eq!(
+                back,
+                r#"{"z":1,"a":"é \" \\ \n","m":[true,null,{"y":2,"b":3}],"big":9007199254740993,"neg":-2147483649}"#
+            );
         }
 
         #[test]
         fn documents_the_differences_javascript_had() {
-            assert_eq!(round_trip(r#"{"f":1.0,"g":1.5,"e":1e2,"s":"\u00e9"}"#), r#"{"f":1,"g":1.5,"e":100,"s":"é"}"#);
+            assert_eq!(
+                round_trip(r#"{"f":1.0,"g":1.5,"e":1e2,"s":"\u00e9"}"#),
+                r#"{"f":1,"g":1.5,"e":100,"s":"é"}"#
+            );
             // Beyond i64: a double, as the old Node service stored it.
-            assert_eq!(round_trip(r#"{"h":12345678901234567890123}"#), r#"{"h":1.2345678901234568e+22}"#);
+            assert_eq!(
+                round_trip(r#"{"h":12345678901234567890123}"#),
+                r#"{"h":1.2345678901234568e+22}"#
+            );
         }
     }
 }

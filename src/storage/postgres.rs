@@ -40,15 +40,16 @@ impl PostgresStore {
 
 fn classify(e: sqlx::Error) -> StoreError {
     match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
-            StoreError::Unavailable(e.to_string())
-        }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => StoreError::Unavailable(e.to_string()),
         // Class 08: connection exceptions; 57P01-57P03: the server is
         // shutting down or starting; 53300: too many connections.
         sqlx::Error::Database(ref db)
-            if db
-                .code()
-                .is_some_and(|c| c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")) =>
+            if db.code().is_some_and(|c| {
+                c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+            }) =>
         {
             StoreError::Unavailable(e.to_string())
         }
@@ -70,7 +71,9 @@ impl Store for PostgresStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(StoreError::Duplicate(id.clone())),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Err(StoreError::Duplicate(id.clone()))
+            }
             Err(e) => Err(classify(e)),
         }
     }
@@ -109,15 +112,20 @@ impl Store for PostgresStore {
         // row. A single round trip, and all or nothing with the transaction.
         let id_col: Vec<&str> = items.iter().map(|(id, _)| id.as_str()).collect();
         let body_col: Vec<&str> = items.iter().map(|(_, doc)| doc.as_str()).collect();
-        let result = sqlx::query("INSERT INTO documents (id, body) SELECT * FROM UNNEST($1::text[], $2::text[])")
-            .bind(&id_col)
-            .bind(&body_col)
-            .execute(&mut *tx)
-            .await;
+        let result = sqlx::query(
+            "INSERT INTO documents (id, body) SELECT * FROM UNNEST($1::text[], $2::text[])",
+        )
+        .bind(&id_col)
+        .bind(&body_col)
+        .execute(&mut *tx)
+        .await;
         match result {
             Ok(_) => {}
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                return Err(StoreError::Other(anyhow::anyhow!("a batch id collided: {}", db.message())));
+                return Err(StoreError::Other(anyhow::anyhow!(
+                    "a batch id collided: {}",
+                    db.message()
+                )));
             }
             Err(e) => return Err(classify(e)),
         }
@@ -134,14 +142,19 @@ impl Store for PostgresStore {
         Ok(row.map(|(body,)| Document::from_stored(body)))
     }
 
-    async fn list(&self, after: Option<&DocId>, limit: u32) -> Result<Vec<(DocId, Document)>, StoreError> {
+    async fn list(
+        &self,
+        after: Option<&DocId>,
+        limit: u32,
+    ) -> Result<Vec<(DocId, Document)>, StoreError> {
         let after = after.map(|a| a.as_str()).unwrap_or_default();
-        let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, body FROM documents WHERE id > $1 ORDER BY id LIMIT $2")
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(classify)?;
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, body FROM documents WHERE id > $1 ORDER BY id LIMIT $2")
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(classify)?;
         stored_rows(rows)
     }
 
@@ -155,7 +168,10 @@ impl Store for PostgresStore {
     }
 
     async fn health_check(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(classify)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
         Ok(())
     }
 

@@ -3,9 +3,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
-use super::{BatchOutcome, Store, StoreError, ids_to_json, now_ms, replay_or_conflict, stored_rows};
+use super::{
+    BatchOutcome, Store, StoreError, ids_to_json, now_ms, replay_or_conflict, stored_rows,
+};
 use crate::domain::{DocId, Document, IdempotencyKey};
 use crate::settings::StorageSettings;
 
@@ -81,7 +85,9 @@ impl Store for SqliteStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(StoreError::Duplicate(id.clone())),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Err(StoreError::Duplicate(id.clone()))
+            }
             Err(e) => Err(classify(e)),
         }
     }
@@ -94,7 +100,11 @@ impl Store for SqliteStore {
         // IMMEDIATE takes the write lock up front: two batches with the same
         // key then serialise on it instead of both reading "unseen" and one
         // failing on the lock upgrade.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(classify)?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(classify)?;
         let ids: Vec<DocId> = items.iter().map(|(id, _)| id.clone()).collect();
         let now = now_ms();
         if let Some(key) = key {
@@ -120,12 +130,18 @@ impl Store for SqliteStore {
             let sql = multi_row_insert(chunk.len());
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (id, doc) in chunk {
-                query = query.bind(id.as_str().to_owned()).bind(doc.as_str().to_owned()).bind(now);
+                query = query
+                    .bind(id.as_str().to_owned())
+                    .bind(doc.as_str().to_owned())
+                    .bind(now);
             }
             match query.execute(&mut *tx).await {
                 Ok(_) => {}
                 Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                    return Err(StoreError::Other(anyhow::anyhow!("a batch id collided: {}", db.message())));
+                    return Err(StoreError::Other(anyhow::anyhow!(
+                        "a batch id collided: {}",
+                        db.message()
+                    )));
                 }
                 Err(e) => return Err(classify(e)),
             }
@@ -135,14 +151,19 @@ impl Store for SqliteStore {
         Ok(BatchOutcome::Stored(ids))
     }
 
-    async fn list(&self, after: Option<&DocId>, limit: u32) -> Result<Vec<(DocId, Document)>, StoreError> {
+    async fn list(
+        &self,
+        after: Option<&DocId>,
+        limit: u32,
+    ) -> Result<Vec<(DocId, Document)>, StoreError> {
         let after = after.map(|a| a.as_str().to_owned()).unwrap_or_default();
-        let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, body FROM documents WHERE id > ? ORDER BY id LIMIT ?")
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(classify)?;
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, body FROM documents WHERE id > ? ORDER BY id LIMIT ?")
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(classify)?;
         stored_rows(rows)
     }
 
@@ -165,7 +186,10 @@ impl Store for SqliteStore {
     }
 
     async fn health_check(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(classify)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
         Ok(())
     }
 

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Store, StoreError};
 use super::BatchOutcome;
+use super::{Store, StoreError};
 use crate::domain::{DocId, Document, IdempotencyKey};
 
 /// Puts a deadline on every storage operation, so a database that hangs
@@ -27,7 +27,11 @@ impl Timed {
         }
     }
 
-    async fn run<T>(&self, op: &str, fut: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    async fn run<T>(
+        &self,
+        op: &str,
+        fut: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         self.run_within(self.deadline, op, fut).await
     }
 
@@ -68,11 +72,19 @@ impl Store for Timed {
         items: &[(DocId, Document)],
         key: Option<&IdempotencyKey>,
     ) -> Result<BatchOutcome, StoreError> {
-        self.run_within(self.batch_deadline, "batch insert", self.inner.insert_batch(items, key))
-            .await
+        self.run_within(
+            self.batch_deadline,
+            "batch insert",
+            self.inner.insert_batch(items, key),
+        )
+        .await
     }
 
-    async fn list(&self, after: Option<&DocId>, limit: u32) -> Result<Vec<(DocId, Document)>, StoreError> {
+    async fn list(
+        &self,
+        after: Option<&DocId>,
+        limit: u32,
+    ) -> Result<Vec<(DocId, Document)>, StoreError> {
         self.run("list", self.inner.list(after, limit)).await
     }
 

@@ -19,7 +19,8 @@ fn sql_expected(id: &str) -> String {
 fn mongo_expected(id: &str) -> String {
     format!(
         "{{\"_id\":\"{id}\",{}",
-        &r#"{"z":1,"a":{"y":[1,2.5,"x",null,true],"b":{}},"big53":9007199254740993,"huge":1.2345678901234568e+22,"one":1,"exp":100,"u":"é 日本 😀","uesc":"é","esc":"q\"b\\s\n\t\u0001/","":""}"#[1..]
+        &r#"{"z":1,"a":{"y":[1,2.5,"x",null,true],"b":{}},"big53":9007199254740993,"huge":1.2345678901234568e+22,"one":1,"exp":100,"u":"é 日本 😀","uesc":"é","esc":"q\"b\\s\n\t\u0001/","":""}"#
+            [1..]
     )
 }
 
@@ -30,19 +31,54 @@ pub async fn run(db: &Db) {
     let public = tiers.public.base.as_str();
 
     // health
-    let r = http.get(format!("{internal}/api/health")).send().await.unwrap();
-    assert_eq!((r.status().as_u16(), r.text().await.unwrap()), (200, "Healthy".into()));
-    let r = http.get(format!("{public}/api/health")).send().await.unwrap();
-    assert_eq!((r.status().as_u16(), r.text().await.unwrap()), (200, "Frontend healthy".into()));
+    let r = http
+        .get(format!("{internal}/api/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.text().await.unwrap()),
+        (200, "Healthy".into())
+    );
+    let r = http
+        .get(format!("{public}/api/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.text().await.unwrap()),
+        (200, "Frontend healthy".into())
+    );
 
     // round trip, exact on SQL backends, the documented mapping on MongoDB
-    let r = http.post(format!("{internal}/api/cache")).body(TRICKY).send().await.unwrap();
+    let r = http
+        .post(format!("{internal}/api/cache"))
+        .body(TRICKY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    let back = http.get(format!("{internal}/api/cache/{id}")).send().await.unwrap();
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let back = http
+        .get(format!("{internal}/api/cache/{id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(back.status(), 200);
-    let expected = if db.is_mongo() { mongo_expected(&id) } else { sql_expected(&id) };
-    assert_eq!(back.text().await.unwrap(), expected, "{} round trip", db.name());
+    let expected = if db.is_mongo() {
+        mongo_expected(&id)
+    } else {
+        sql_expected(&id)
+    };
+    assert_eq!(
+        back.text().await.unwrap(),
+        expected,
+        "{} round trip",
+        db.name()
+    );
     // The same through a batch and through list.
     let r = http
         .post(format!("{internal}/api/cache/batch"))
@@ -51,10 +87,26 @@ pub async fn run(db: &Db) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let bid = r.json::<Value>().await.unwrap()["ids"][0].as_str().unwrap().to_owned();
-    let back = http.get(format!("{internal}/api/cache/{bid}")).send().await.unwrap();
-    let expected = if db.is_mongo() { mongo_expected(&bid) } else { sql_expected(&bid) };
-    assert_eq!(back.text().await.unwrap(), expected, "{} batch round trip", db.name());
+    let bid = r.json::<Value>().await.unwrap()["ids"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let back = http
+        .get(format!("{internal}/api/cache/{bid}"))
+        .send()
+        .await
+        .unwrap();
+    let expected = if db.is_mongo() {
+        mongo_expected(&bid)
+    } else {
+        sql_expected(&bid)
+    };
+    assert_eq!(
+        back.text().await.unwrap(),
+        expected,
+        "{} batch round trip",
+        db.name()
+    );
 
     // a customer through the public tier
     let r = http
@@ -64,7 +116,10 @@ pub async fn run(db: &Db) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let cid = r.json::<Value>().await.unwrap()["customerId"].as_str().unwrap().to_owned();
+    let cid = r.json::<Value>().await.unwrap()["customerId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let doc: Value = http
         .get(format!("{public}/api/customers/{cid}"))
         .send()
@@ -78,15 +133,30 @@ pub async fn run(db: &Db) {
     assert!(doc["dateCreated"].is_i64());
 
     // get: missing and malformed
-    let r = http.get(format!("{internal}/api/cache/000000000000000000000000")).send().await.unwrap();
-    assert_eq!((r.status().as_u16(), r.text().await.unwrap()), (404, "cacheId not found".into()));
-    let r = http.get(format!("{internal}/api/cache/nothex")).send().await.unwrap();
+    let r = http
+        .get(format!("{internal}/api/cache/000000000000000000000000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.text().await.unwrap()),
+        (404, "cacheId not found".into())
+    );
+    let r = http
+        .get(format!("{internal}/api/cache/nothex"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
 
     // list: id order, pagination, bounds
     let r = http
         .post(format!("{public}/api/customers/batch"))
-        .json(&(0..25).map(|i| json!({"name": format!("p{i}")})).collect::<Vec<_>>())
+        .json(
+            &(0..25)
+                .map(|i| json!({"name": format!("p{i}")}))
+                .collect::<Vec<_>>(),
+        )
         .send()
         .await
         .unwrap();
@@ -116,7 +186,11 @@ pub async fn run(db: &Db) {
         walked.extend(items.iter().map(|d| d["_id"].as_str().unwrap().to_owned()));
         match page["next"].as_str() {
             Some(n) => {
-                assert_eq!(Some(n), items.last().and_then(|d| d["_id"].as_str()), "next is the last id of the page");
+                assert_eq!(
+                    Some(n),
+                    items.last().and_then(|d| d["_id"].as_str()),
+                    "next is the last id of the page"
+                );
                 after = n.to_owned();
             }
             None => break,
@@ -130,28 +204,67 @@ pub async fn run(db: &Db) {
     for id in &ids {
         assert!(walked.contains(id));
     }
-    let first: Value = http.get(format!("{internal}/api/cache")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(first["items"].as_array().unwrap().len(), 28, "default limit (100) covers all");
+    let first: Value = http
+        .get(format!("{internal}/api/cache"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        first["items"].as_array().unwrap().len(),
+        28,
+        "default limit (100) covers all"
+    );
     assert!(first["next"].is_null());
     for bad in ["limit=0", "limit=1001", "limit=x", "after=123", "limit=-1"] {
         for base in [internal, public] {
-            let path = if base == internal { "/api/cache" } else { "/api/customers" };
-            let r = http.get(format!("{base}{path}?{bad}")).send().await.unwrap();
+            let path = if base == internal {
+                "/api/cache"
+            } else {
+                "/api/customers"
+            };
+            let r = http
+                .get(format!("{base}{path}?{bad}"))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 400, "{path}?{bad}");
         }
     }
 
     // delete
     let victim = &ids[3];
-    let r = http.delete(format!("{public}/api/customers/{victim}")).send().await.unwrap();
+    let r = http
+        .delete(format!("{public}/api/customers/{victim}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
-    let r = http.get(format!("{public}/api/customers/{victim}")).send().await.unwrap();
+    let r = http
+        .get(format!("{public}/api/customers/{victim}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
-    let r = http.delete(format!("{public}/api/customers/{victim}")).send().await.unwrap();
+    let r = http
+        .delete(format!("{public}/api/customers/{victim}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
-    let r = http.delete(format!("{internal}/api/cache/{}", ids[4])).send().await.unwrap();
+    let r = http
+        .delete(format!("{internal}/api/cache/{}", ids[4]))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
-    let r = http.delete(format!("{internal}/api/cache/bad")).send().await.unwrap();
+    let r = http
+        .delete(format!("{internal}/api/cache/bad"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(list_all(&http, internal, "/api/cache").await.len(), 26);
 
@@ -162,19 +275,34 @@ pub async fn run(db: &Db) {
         .send()
         .await
         .unwrap();
-    assert_eq!((r.status().as_u16(), r.text().await.unwrap()), (400, "item 3: not a JSON object".into()));
+    assert_eq!(
+        (r.status().as_u16(), r.text().await.unwrap()),
+        (400, "item 3: not a JSON object".into())
+    );
     let r = http
         .post(format!("{public}/api/customers/batch"))
         .body(r#"[{"name":"a"},{"name":"b"},{"name":""}]"#)
         .send()
         .await
         .unwrap();
-    assert_eq!((r.status().as_u16(), r.text().await.unwrap()), (400, "item 2: customer name missing".into()));
+    assert_eq!(
+        (r.status().as_u16(), r.text().await.unwrap()),
+        (400, "item 2: customer name missing".into())
+    );
     for bad in ["", "{}", "[]", "[1", "{\"name\":\"a\"}"] {
-        let r = http.post(format!("{public}/api/customers/batch")).body(bad).send().await.unwrap();
+        let r = http
+            .post(format!("{public}/api/customers/batch"))
+            .body(bad)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 400, "{bad:?}");
     }
-    assert_eq!(list_all(&http, internal, "/api/cache").await.len(), 26, "nothing stored by rejected batches");
+    assert_eq!(
+        list_all(&http, internal, "/api/cache").await.len(),
+        26,
+        "nothing stored by rejected batches"
+    );
 
     // idempotency
     let body = json!([{"name": "i1"}, {"name": "i2"}]);
@@ -196,7 +324,13 @@ pub async fn run(db: &Db) {
         .await
         .unwrap();
     assert_eq!(again.status(), 200);
-    assert_eq!(again.headers().get("idempotent-replayed").map(|v| v.as_bytes()), Some(&b"true"[..]));
+    assert_eq!(
+        again
+            .headers()
+            .get("idempotent-replayed")
+            .map(|v| v.as_bytes()),
+        Some(&b"true"[..])
+    );
     assert_eq!(again.json::<Value>().await.unwrap(), first);
     let other = http
         .post(format!("{public}/api/customers/batch"))
@@ -215,5 +349,9 @@ pub async fn run(db: &Db) {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    assert_eq!(list_all(&http, internal, "/api/cache").await.len(), 28, "the key stored its batch once");
+    assert_eq!(
+        list_all(&http, internal, "/api/cache").await.len(),
+        28,
+        "the key stored its batch once"
+    );
 }

@@ -41,16 +41,32 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 fn wait_for_port(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen on {port} within 20 s");
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on {port} within 20 s"
+        );
         std::thread::sleep(Duration::from_millis(25));
     }
 }
 
 pub enum Kind {
-    Sqlite { file: PathBuf },
-    Postgres { bin: PathBuf, data: PathBuf, port: u16 },
-    Nx { exe: PathBuf, port: u16, file: PathBuf, child: Option<Child> },
-    RealMongo { url: String },
+    Sqlite {
+        file: PathBuf,
+    },
+    Postgres {
+        bin: PathBuf,
+        data: PathBuf,
+        port: u16,
+    },
+    Nx {
+        exe: PathBuf,
+        port: u16,
+        file: PathBuf,
+        child: Option<Child>,
+    },
+    RealMongo {
+        url: String,
+    },
 }
 
 /// One database server for one test, and how cinemo reaches it.
@@ -107,8 +123,13 @@ impl Db {
         let data = dir.path().join("data");
         // The server refuses to run as root: the cluster belongs to postgres.
         std::fs::create_dir(&data).expect("data dir");
-        if let Err(e) = run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path())) {
-            return missing(&format!("cannot give the cluster to the postgres user: {e}"));
+        if let Err(e) = run(Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path()))
+        {
+            return missing(&format!(
+                "cannot give the cluster to the postgres user: {e}"
+            ));
         }
         let port = free_port();
         let mut initdb = Command::new("runuser");
@@ -134,7 +155,11 @@ impl Db {
             Some(p) => PathBuf::from(p),
             None => match find_nx() {
                 Some(p) => p,
-                None => return missing("nx-27017 not found (set CINEMO_NX27017 or install it with .ci/lib.sh ensure_venv)"),
+                None => {
+                    return missing(
+                        "nx-27017 not found (set CINEMO_NX27017 or install it with .ci/lib.sh ensure_venv)",
+                    );
+                }
             },
         };
         let dir = tempfile::tempdir().expect("temp dir");
@@ -159,7 +184,9 @@ impl Db {
     pub async fn real_mongodb() -> Option<Db> {
         let Ok(url) = std::env::var("CINEMO_TEST_MONGODB_URL") else {
             // Optional by design: CI has no real MongoDB; nx-27017 stands in.
-            eprintln!("note: CINEMO_TEST_MONGODB_URL is not set; the real-MongoDB run is not part of this run");
+            eprintln!(
+                "note: CINEMO_TEST_MONGODB_URL is not set; the real-MongoDB run is not part of this run"
+            );
             return None;
         };
         let dir = tempfile::tempdir().expect("temp dir");
@@ -224,7 +251,12 @@ impl Db {
                 }
             }
             Kind::Postgres { .. } => self.start_server().await,
-            Kind::Nx { exe, port, file, child } => {
+            Kind::Nx {
+                exe,
+                port,
+                file,
+                child,
+            } => {
                 let log = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
@@ -256,9 +288,17 @@ impl Db {
         match &mut self.kind {
             Kind::Sqlite { file } => {
                 let url = format!("sqlite://{}", file.display());
-                let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("locking connection");
-                sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut conn).await.expect("busy timeout");
-                sqlx::query("BEGIN EXCLUSIVE").execute(&mut conn).await.expect("exclusive lock");
+                let mut conn = sqlx::SqliteConnection::connect(&url)
+                    .await
+                    .expect("locking connection");
+                sqlx::query("PRAGMA busy_timeout = 10000")
+                    .execute(&mut conn)
+                    .await
+                    .expect("busy timeout");
+                sqlx::query("BEGIN EXCLUSIVE")
+                    .execute(&mut conn)
+                    .await
+                    .expect("exclusive lock");
                 self.sqlite_lock = Some(conn);
             }
             Kind::Postgres { bin, data, .. } => {
@@ -276,7 +316,9 @@ impl Db {
                     let _ = c.wait();
                 }
             }
-            Kind::RealMongo { .. } => panic!("a real MongoDB given by URL is never stopped by the tests"),
+            Kind::RealMongo { .. } => {
+                panic!("a real MongoDB given by URL is never stopped by the tests")
+            }
         }
     }
 }
@@ -370,7 +412,10 @@ fn spawn(mode: &str, port: u16, env: &[(String, String)], dir: &Path) -> Cinemo 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cinemo"));
     cmd.args(["--mode", mode])
         .current_dir(dir)
-        .env("CINEMO_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+        .env(
+            "CINEMO_CONFIG_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+        )
         .env_remove("CINEMO_ENV")
         .env_remove("DATABASE_URL")
         .env_remove("MONGODB_URL")
@@ -379,7 +424,11 @@ fn spawn(mode: &str, port: u16, env: &[(String, String)], dir: &Path) -> Cinemo 
         .env("CINEMO__HTTP__WORKERS", "2")
         .stdout(out.try_clone().expect("log file"))
         .stderr(out);
-    let listen = if mode == "public" { "CINEMO__PUBLIC__LISTEN" } else { "CINEMO__INTERNAL__LISTEN" };
+    let listen = if mode == "public" {
+        "CINEMO__PUBLIC__LISTEN"
+    } else {
+        "CINEMO__INTERNAL__LISTEN"
+    };
     cmd.env(listen, format!("127.0.0.1:{port}"));
     for (k, v) in env {
         cmd.env(k, v);
@@ -406,7 +455,11 @@ async fn wait_live(c: &mut Cinemo, http: &reqwest::Client) {
                 std::fs::read_to_string(&c.log).unwrap_or_default()
             );
         }
-        assert!(Instant::now() < deadline, "cinemo did not serve within 30 s; log: {}", c.log.display());
+        assert!(
+            Instant::now() < deadline,
+            "cinemo did not serve within 30 s; log: {}",
+            c.log.display()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

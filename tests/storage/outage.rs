@@ -35,7 +35,10 @@ async fn writer(public: String, stop: Arc<AtomicBool>) -> Vec<Outcome> {
             .expect("the public tier answers during an outage");
         let status = r.status().as_u16();
         let id = if status == 200 {
-            r.json::<Value>().await.ok().and_then(|v| v["customerId"].as_str().map(str::to_owned))
+            r.json::<Value>()
+                .await
+                .ok()
+                .and_then(|v| v["customerId"].as_str().map(str::to_owned))
         } else {
             None
         };
@@ -67,7 +70,9 @@ pub async fn run(db: &mut Db) {
     let before = list_all(&http, &internal, "/api/cache").await.len();
 
     let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<_> = (0..3).map(|_| tokio::spawn(writer(public.clone(), stop.clone()))).collect();
+    let writers: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(writer(public.clone(), stop.clone())))
+        .collect();
     tokio::time::sleep(Duration::from_millis(800)).await;
 
     // A big batch in flight when the database goes.
@@ -90,7 +95,11 @@ pub async fn run(db: &mut Db) {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     if !matches!(db.kind, crate::harness::Kind::Sqlite { .. }) {
         // A locked SQLite file still serves reads, so readiness stays up.
-        let r = http.get(format!("{internal}/api/health")).send().await.unwrap();
+        let r = http
+            .get(format!("{internal}/api/health"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 503, "readiness reports the outage");
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -109,7 +118,10 @@ pub async fn run(db: &mut Db) {
         if r.status() == 200 {
             break;
         }
-        assert!(Instant::now() < deadline, "the tier did not recover within 15 s of the database's return");
+        assert!(
+            Instant::now() < deadline,
+            "the tier did not recover within 15 s of the database's return"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -121,8 +133,14 @@ pub async fn run(db: &mut Db) {
     let batch_status = batch.await.unwrap();
 
     let mut tiers = tiers;
-    assert!(tiers.public.is_running() && tiers.internal.is_running(), "no tier restarted");
-    assert_eq!((tiers.public.pid(), tiers.internal.pid()), (public_pid, internal_pid));
+    assert!(
+        tiers.public.is_running() && tiers.internal.is_running(),
+        "no tier restarted"
+    );
+    assert_eq!(
+        (tiers.public.pid(), tiers.internal.pid()),
+        (public_pid, internal_pid)
+    );
 
     let acked: Vec<&String> = outcomes.iter().filter_map(|o| o.id.as_ref()).collect();
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.status != 200).collect();
@@ -137,17 +155,35 @@ pub async fn run(db: &mut Db) {
     assert!(!failed.is_empty(), "some writes fell into the outage");
     let limit = Duration::from_millis(TIMEOUT_MS * 12 / 10);
     for o in &failed {
-        assert_eq!(o.status, 504, "a write during the outage answered {}", o.status);
-        assert!(o.elapsed <= limit, "a write during the outage took {:?} (> {limit:?})", o.elapsed);
+        assert_eq!(
+            o.status, 504,
+            "a write during the outage answered {}",
+            o.status
+        );
+        assert!(
+            o.elapsed <= limit,
+            "a write during the outage took {:?} (> {limit:?})",
+            o.elapsed
+        );
     }
     for id in &acked {
-        let r = http.get(format!("{public}/api/customers/{id}")).send().await.unwrap();
+        let r = http
+            .get(format!("{public}/api/customers/{id}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "acknowledged write {id} was lost");
     }
     // The batch: all (if it committed before the failure) or nothing.
     let after = list_all(&http, &internal, "/api/cache").await.len();
     let singles = acked.len() + 1;
-    let expected = if batch_status == 200 { before + singles + 100_000 } else { before + singles };
-    assert_eq!(after, expected, "batch answered {batch_status}: all or nothing");
+    let expected = if batch_status == 200 {
+        before + singles + 100_000
+    } else {
+        before + singles
+    };
+    assert_eq!(
+        after, expected,
+        "batch answered {batch_status}: all or nothing"
+    );
 }
-
