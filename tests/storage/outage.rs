@@ -13,6 +13,8 @@ use crate::batch::customers;
 use crate::harness::{Db, Tiers, client, list_all};
 
 const TIMEOUT_MS: u64 = 1000;
+/// The batch in flight when the database goes.
+const BATCH: usize = 20_000;
 
 struct Outcome {
     status: u16,
@@ -82,7 +84,7 @@ pub async fn run(db: &mut Db) {
         tokio::spawn(async move {
             let r = http
                 .post(format!("{public}/api/customers/batch"))
-                .json(&customers(100_000, "cut"))
+                .json(&customers(BATCH, "cut"))
                 .send()
                 .await
                 .expect("batch answered");
@@ -178,7 +180,7 @@ pub async fn run(db: &mut Db) {
     let after = list_all(&http, &internal, "/api/cache").await.len();
     let singles = acked.len() + 1;
     let expected = if batch_status == 200 {
-        before + singles + 100_000
+        before + singles + BATCH
     } else {
         before + singles
     };
