@@ -54,21 +54,18 @@ impl BatchLimits {
             .retry_after(self.retry_after_secs)
         })
     }
+}
 
-    pub fn check_count(&self, n: usize) -> Result<(), ApiError> {
-        if n == 0 {
-            Err(ApiError::bad_request("batch is empty"))
-        } else if n > self.max_items {
-            Err(ApiError::with_text(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "batch has {n} items, more than the maximum of {}",
-                    self.max_items
-                ),
-            ))
-        } else {
-            Ok(())
-        }
+pub fn check_count(n: usize, max_items: usize) -> Result<(), ApiError> {
+    if n == 0 {
+        Err(ApiError::bad_request("batch is empty"))
+    } else if n > max_items {
+        Err(ApiError::with_text(
+            StatusCode::BAD_REQUEST,
+            format!("batch has {n} items, more than the maximum of {max_items}"),
+        ))
+    } else {
+        Ok(())
     }
 }
 

@@ -147,6 +147,21 @@ fn document_error(index: Option<usize>, e: DocumentError) -> ApiError {
     }
 }
 
+/// A JSON array of objects, each with a fresh id; an invalid item is named.
+fn parse_batch(body: &[u8], max_items: usize) -> Result<Vec<(DocId, Document)>, ApiError> {
+    let raw: Vec<&RawValue> = serde_json::from_slice(body)
+        .map_err(|_| ApiError::bad_request("body must be a JSON array of objects"))?;
+    batch::check_count(raw.len(), max_items)?;
+    raw.iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let doc =
+                Document::parse(item.get().as_bytes()).map_err(|e| document_error(Some(i), e))?;
+            Ok((DocId::generate(), doc))
+        })
+        .collect()
+}
+
 #[derive(Serialize)]
 struct BatchCreated<'a> {
     ids: Vec<&'a str>,
@@ -161,20 +176,17 @@ async fn create_batch(
 ) -> Result<HttpResponse, ApiError> {
     let _slot = limits.enter()?;
     let trace = trace_of(&req);
-    let raw: Vec<&RawValue> = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::bad_request("body must be a JSON array of objects"))?;
-    limits.check_count(raw.len())?;
-    let mut items = Vec::with_capacity(raw.len());
-    for (i, item) in raw.iter().enumerate() {
-        let doc = Document::parse(item.get().as_bytes()).map_err(|e| {
-            state
-                .diagnostics
-                .log(trace.as_ref(), format!("batch rejected: item {i}: {e}"));
-            document_error(Some(i), e)
-        })?;
-        items.push((DocId::generate(), doc));
-    }
-    drop(raw);
+    // Parsing up to 100,000 items takes long enough to stall every other
+    // request on this worker's event loop: it runs on the blocking pool.
+    let max_items = limits.max_items;
+    let parsed = web::block(move || parse_batch(&body, max_items))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let items = parsed.inspect_err(|e| {
+        state
+            .diagnostics
+            .log(trace.as_ref(), format!("batch rejected: {}", e.message()));
+    })?;
     let key = match batch::idempotency_header(&req, IDEMPOTENCY_KEY)? {
         None => None,
         Some(raw_key) => {

@@ -204,6 +204,43 @@ async fn create_inner(
     Ok(json(StatusCode::OK, body))
 }
 
+/// Checks every item like a single create and builds the JSON array of
+/// documents for the internal tier; with `want_fingerprint`, also the
+/// fingerprint of what the client sent (the documents get a new
+/// `dateCreated` on every retry, so they cannot be fingerprinted).
+fn build_batch(
+    body: &[u8],
+    max_items: usize,
+    want_fingerprint: bool,
+) -> Result<(String, Option<String>), ApiError> {
+    let raw: Vec<&RawValue> = serde_json::from_slice(body)
+        .map_err(|_| ApiError::bad_request("body must be a JSON array of customers"))?;
+    batch::check_count(raw.len(), max_items)?;
+    let fp = want_fingerprint
+        .then(|| fingerprint(&raw.iter().map(|r| r.get().as_bytes()).collect::<Vec<_>>()));
+    let now = now_ms();
+    let mut documents = String::with_capacity(raw.len() * 48 + 2);
+    documents.push('[');
+    for (i, item) in raw.iter().enumerate() {
+        let name = serde_json::from_str::<CreateRequest>(item.get())
+            .map_err(|_| "customer name missing")
+            .and_then(|r| CustomerName::parse(r.name))
+            .map_err(|reason| {
+                ApiError::with_text(StatusCode::BAD_REQUEST, format!("item {i}: {reason}"))
+            })?;
+        let doc = CustomerDocument {
+            name: name.as_str(),
+            date_created: now,
+        };
+        if i > 0 {
+            documents.push(',');
+        }
+        documents.push_str(&serde_json::to_string(&doc).map_err(|e| ApiError::internal(&e))?);
+    }
+    documents.push(']');
+    Ok((documents, fp))
+}
+
 #[derive(Serialize)]
 struct BatchCreated<'a> {
     #[serde(rename = "customerIds")]
@@ -221,43 +258,24 @@ async fn create_batch(
     let _slot = limits.enter()?;
     let trace = trace_of(&req);
     let trace = trace.as_ref();
-    let raw: Vec<&RawValue> = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::bad_request("body must be a JSON array of customers"))?;
-    limits.check_count(raw.len())?;
-    let key = batch::idempotency_header(&req, IDEMPOTENCY_KEY)?;
-    // The fingerprint is over what the client sent: the documents built
-    // below get a new dateCreated on every retry.
-    let fp = key.map(|_| fingerprint(&raw.iter().map(|r| r.get().as_bytes()).collect::<Vec<_>>()));
+    let key = batch::idempotency_header(&req, IDEMPOTENCY_KEY)?.map(str::to_owned);
+    // Validating and building up to 100,000 documents would stall every
+    // other request on this worker's event loop: it runs on the blocking pool.
+    let (max_items, want_fingerprint) = (limits.max_items, key.is_some());
+    let built = web::block(move || build_batch(&body, max_items, want_fingerprint))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let (documents, fp) = built.inspect_err(|e| {
+        state
+            .diagnostics
+            .log(trace, format!("batch rejected: {}", e.message()));
+    })?;
     let key = match (key, fp) {
-        (Some(k), Some(fp)) => Some(IdempotencyKey::parse(k, fp).ok_or(ApiError::bad_request(
+        (Some(k), Some(fp)) => Some(IdempotencyKey::parse(&k, fp).ok_or(ApiError::bad_request(
             "malformed Idempotency-Key: 1 to 255 printable ASCII characters",
         ))?),
         _ => None,
     };
-    let now = now_ms();
-    let mut documents = String::with_capacity(raw.len() * 48 + 2);
-    documents.push('[');
-    for (i, item) in raw.iter().enumerate() {
-        let name = serde_json::from_str::<CreateRequest>(item.get())
-            .map_err(|_| "customer name missing")
-            .and_then(|r| CustomerName::parse(r.name))
-            .map_err(|reason| {
-                state
-                    .diagnostics
-                    .log(trace, format!("batch rejected: item {i}: {reason}"));
-                ApiError::with_text(StatusCode::BAD_REQUEST, format!("item {i}: {reason}"))
-            })?;
-        let doc = CustomerDocument {
-            name: name.as_str(),
-            date_created: now,
-        };
-        if i > 0 {
-            documents.push(',');
-        }
-        documents.push_str(&serde_json::to_string(&doc).map_err(|e| ApiError::internal(&e))?);
-    }
-    documents.push(']');
-    drop(raw);
     state
         .diagnostics
         .log(trace, "creating a batch of customers");
