@@ -59,7 +59,7 @@ if [ "$target" != "$host" ]; then
   esac
 fi
 
-log "cargo build --release --locked --target $target (cinemo $version, $CINEMO_GIT_SHA, $CINEMO_CHANNEL)"
+log "cargo build --release --locked for $target (cinemo $version, $CINEMO_GIT_SHA, $CINEMO_CHANNEL)"
 started=$SECONDS
 if [ "$target" = "$host" ]; then
   # No --target for the host: the binary lands where every other script

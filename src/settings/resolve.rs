@@ -137,7 +137,7 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
         tls.client_ca_file.is_none() || tls.cert_file.is_some(),
         "internal.tls.client_ca_file needs internal.tls.cert_file and key_file"
     );
-    if s.mode == Mode::All {
+    if s.mode == Mode::All && s.public.listen.is_some_and(|a| a.port() != 0) {
         ensure!(
             s.public.listen != s.internal.listen,
             "public.listen and internal.listen are both {} in all mode",
