@@ -20,6 +20,8 @@ pub struct InternalClientConfig {
     base: String,
     connect_timeout: Duration,
     timeout: Duration,
+    /// Batch calls carry up to `batch.max_items` documents: their own deadline.
+    batch_timeout: Duration,
     pool_max_idle: usize,
 }
 
@@ -29,12 +31,18 @@ impl InternalClientConfig {
             base: base_url.trim_end_matches('/').to_owned(),
             connect_timeout: Duration::from_millis(settings.internal_connect_timeout_ms),
             timeout: Duration::from_millis(settings.internal_timeout_ms),
+            batch_timeout: Duration::from_millis(settings.internal_timeout_ms),
             pool_max_idle: settings.internal_pool_max_idle,
         };
         config
             .build()
             .context("building the client for the internal tier")?;
         Ok(config)
+    }
+
+    pub fn with_batch_timeout(mut self, timeout: Duration) -> Self {
+        self.batch_timeout = timeout;
+        self
     }
 
     pub fn timeout(&self) -> Duration {
@@ -55,6 +63,7 @@ impl InternalClientConfig {
         Ok(InternalClient {
             http,
             base: self.base.clone(),
+            batch_timeout: self.batch_timeout,
         })
     }
 }
@@ -63,6 +72,7 @@ impl InternalClientConfig {
 pub struct InternalClient {
     http: reqwest::Client,
     base: String,
+    batch_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +111,11 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+#[derive(Deserialize)]
+struct BatchCreated {
+    ids: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -169,6 +184,79 @@ impl InternalClient {
                     InternalError::BadResponse(format!("malformed id {:?}", created.id))
                 })
             }
+            (status, body) => Err(Self::unexpected(status, &body)),
+        }
+    }
+
+    /// Stores a batch (a JSON array of documents) all or nothing. Returns the
+    /// ids in input order and whether the internal tier replayed an earlier
+    /// batch with the same idempotency key.
+    pub async fn create_batch(
+        &self,
+        documents: String,
+        idempotency: Option<(&str, &str)>,
+        trace: Option<&TraceToken>,
+    ) -> Result<(Vec<DocId>, bool), InternalError> {
+        let mut req = self
+            .request(reqwest::Method::POST, "/api/cache/batch", trace)
+            .timeout(self.batch_timeout)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(documents);
+        if let Some((key, fingerprint)) = idempotency {
+            req = req
+                .header("Idempotency-Key", key)
+                .header("Idempotency-Fingerprint", fingerprint);
+        }
+        let response = req.send().await.map_err(InternalError::from_reqwest)?;
+        let replayed = response.headers().contains_key("idempotent-replayed");
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(InternalError::from_reqwest)?;
+        if status != StatusCode::OK {
+            return Err(Self::unexpected(status, &body));
+        }
+        let created: BatchCreated =
+            serde_json::from_slice(&body).map_err(|e| InternalError::BadResponse(e.to_string()))?;
+        let ids = created
+            .ids
+            .iter()
+            .map(|id| {
+                DocId::parse(id)
+                    .ok_or_else(|| InternalError::BadResponse(format!("malformed id {id:?}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((ids, replayed))
+    }
+
+    /// One page of documents, as the internal tier's JSON.
+    pub async fn list(
+        &self,
+        limit: u32,
+        after: Option<&DocId>,
+        trace: Option<&TraceToken>,
+    ) -> Result<Bytes, InternalError> {
+        let path = match after {
+            Some(after) => format!("/api/cache?limit={limit}&after={after}"),
+            None => format!("/api/cache?limit={limit}"),
+        };
+        match Self::send(self.request(reqwest::Method::GET, &path, trace)).await? {
+            (StatusCode::OK, body) => Ok(body),
+            (status, body) => Err(Self::unexpected(status, &body)),
+        }
+    }
+
+    /// Deletes a document; false when there was none.
+    pub async fn delete(
+        &self,
+        id: &DocId,
+        trace: Option<&TraceToken>,
+    ) -> Result<bool, InternalError> {
+        let req = self.request(reqwest::Method::DELETE, &format!("/api/cache/{id}"), trace);
+        match Self::send(req).await? {
+            (StatusCode::NO_CONTENT, _) => Ok(true),
+            (StatusCode::NOT_FOUND, _) => Ok(false),
             (status, body) => Err(Self::unexpected(status, &body)),
         }
     }

@@ -10,6 +10,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+use crate::http::batch::BatchLimits;
 use crate::http::{common, internal, public};
 use crate::internal_client::InternalClientConfig;
 use crate::notify;
@@ -75,11 +76,12 @@ impl Application {
                 diagnostics: Diagnostics::disabled(APP_ID_INTERNAL),
             });
             let max_body = settings.internal.max_body_bytes;
+            let batch = BatchLimits::new(&settings.batch);
             let server = HttpServer::new(move || {
                 App::new()
                     .app_data(state.clone())
                     .app_data(web::PayloadConfig::new(max_body))
-                    .configure(internal::routes)
+                    .configure(|cfg| internal::routes(cfg, &batch))
                     .configure(|cfg| common::routes(cfg, mode))
                     .default_service(web::to(common::not_found))
             });
@@ -99,7 +101,9 @@ impl Application {
                 Some((addr, _)) if mode == Mode::All => format!("http://{addr}"),
                 _ => settings.public.internal_url.clone(),
             };
-            let client = InternalClientConfig::new(&settings.public, &internal_url)?;
+            let client = InternalClientConfig::new(&settings.public, &internal_url)?
+                .with_batch_timeout(Duration::from_millis(settings.batch.internal_timeout_ms));
+            let batch = BatchLimits::new(&settings.batch);
             let listener = bind(
                 settings.public.listen.context("public.listen unresolved")?,
                 "public",
@@ -119,7 +123,7 @@ impl Application {
                         diagnostics: diagnostics.clone(),
                     }))
                     .app_data(web::PayloadConfig::new(max_body))
-                    .configure(public::routes)
+                    .configure(|cfg| public::routes(cfg, &batch))
                     .configure(|cfg| common::routes(cfg, mode))
                     .default_service(web::to(common::not_found))
             });

@@ -1,6 +1,8 @@
+use std::borrow::Cow;
 use std::fmt;
 
 use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use actix_web::{HttpResponse, ResponseError};
 
 /// The one error type of both HTTP surfaces: a status and a short, stable
@@ -9,12 +11,32 @@ use actix_web::{HttpResponse, ResponseError};
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    message: &'static str,
+    message: Cow<'static, str>,
+    /// Seconds for a `Retry-After` header (429 answers).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub const fn new(status: StatusCode, message: &'static str) -> Self {
-        ApiError { status, message }
+        ApiError {
+            status,
+            message: Cow::Borrowed(message),
+            retry_after: None,
+        }
+    }
+
+    /// A message built per request, e.g. naming the bad item of a batch.
+    pub fn with_text(status: StatusCode, message: String) -> Self {
+        ApiError {
+            status,
+            message: Cow::Owned(message),
+            retry_after: None,
+        }
+    }
+
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     pub const fn bad_request(message: &'static str) -> Self {
@@ -35,14 +57,14 @@ impl ApiError {
         self.status
     }
 
-    pub fn message(&self) -> &'static str {
-        self.message
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.message)
+        f.write_str(&self.message)
     }
 }
 
@@ -52,6 +74,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        super::text(self.status, self.message)
+        let mut response = HttpResponse::build(self.status);
+        response.insert_header((CONTENT_TYPE, HeaderValue::from_static(super::TEXT)));
+        if let Some(secs) = self.retry_after {
+            response.insert_header((RETRY_AFTER, secs));
+        }
+        response.body(self.message.clone().into_owned())
     }
 }

@@ -6,9 +6,16 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
+use serde_json::value::RawValue;
+
+use super::batch::{
+    self, BatchLimits, IDEMPOTENCY_FINGERPRINT, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, ListQuery,
+};
 use super::{ApiError, json, text};
-use crate::domain::{DocId, Document, DocumentError, TraceToken};
-use crate::storage::{Store, StoreError};
+use crate::domain::{
+    DocId, Document, DocumentError, IdempotencyKey, TraceToken, fingerprint, is_fingerprint,
+};
+use crate::storage::{BatchOutcome, Store, StoreError};
 use crate::telemetry::Diagnostics;
 use crate::telemetry::names::TRACE_HEADER;
 
@@ -17,10 +24,20 @@ pub struct InternalState {
     pub diagnostics: Diagnostics,
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/health", web::get().to(health))
-        .route("/api/cache", web::post().to(create))
-        .route("/api/cache/{id}", web::get().to(read));
+/// `limits` is shared by every worker of the tier; the batch route gets its
+/// own body size limit, the other routes keep the app-wide one.
+pub fn routes(cfg: &mut web::ServiceConfig, limits: &BatchLimits) {
+    cfg.service(
+        web::resource("/api/cache/batch")
+            .app_data(web::PayloadConfig::new(limits.max_body_bytes))
+            .app_data(web::Data::new(limits.clone()))
+            .route(web::post().to(create_batch)),
+    )
+    .route("/api/health", web::get().to(health))
+    .route("/api/cache", web::post().to(create))
+    .route("/api/cache", web::get().to(list))
+    .route("/api/cache/{id}", web::get().to(read))
+    .route("/api/cache/{id}", web::delete().to(delete));
 }
 
 fn trace_of(req: &HttpRequest) -> Option<TraceToken> {
@@ -40,6 +57,9 @@ fn storage_error(state: &InternalState, trace: Option<&TraceToken>, e: StoreErro
         StoreError::Unavailable(cause) => {
             tracing::warn!(backend = state.store.backend(), %cause, "storage unavailable");
             STORAGE_DOWN
+        }
+        StoreError::IdempotencyConflict => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, batch::KEY_REUSED)
         }
         other => ApiError::internal(&other),
     }
@@ -99,7 +119,7 @@ async fn create(
             .log(trace.as_ref(), format!("create rejected: {e}"));
         match e {
             DocumentError::NotAnObject => ApiError::bad_request("missing body"),
-            DocumentError::HasId => ApiError::bad_request("_id is assigned by the server"),
+            DocumentError::HasId => document_error(None, e),
         }
     })?;
     let id = DocId::generate();
@@ -114,4 +134,160 @@ async fn create(
     let body =
         serde_json::to_string(&Created { id: id.as_str() }).map_err(|e| ApiError::internal(&e))?;
     Ok(json(StatusCode::OK, body))
+}
+
+fn document_error(index: Option<usize>, e: DocumentError) -> ApiError {
+    let reason = match e {
+        DocumentError::NotAnObject => "not a JSON object",
+        DocumentError::HasId => "_id is assigned by the server",
+    };
+    match index {
+        Some(i) => ApiError::with_text(StatusCode::BAD_REQUEST, format!("item {i}: {reason}")),
+        None => ApiError::bad_request(reason),
+    }
+}
+
+/// A JSON array of objects, each with a fresh id; an invalid item is named.
+fn parse_batch(body: &[u8], max_items: usize) -> Result<Vec<(DocId, Document)>, ApiError> {
+    let raw: Vec<&RawValue> = serde_json::from_slice(body)
+        .map_err(|_| ApiError::bad_request("body must be a JSON array of objects"))?;
+    batch::check_count(raw.len(), max_items)?;
+    raw.iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let doc =
+                Document::parse(item.get().as_bytes()).map_err(|e| document_error(Some(i), e))?;
+            Ok((DocId::generate(), doc))
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct BatchCreated<'a> {
+    ids: Vec<&'a str>,
+}
+
+/// A JSON array of objects, stored all together or not at all.
+async fn create_batch(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<InternalState>,
+    limits: web::Data<BatchLimits>,
+) -> Result<HttpResponse, ApiError> {
+    let _slot = limits.enter()?;
+    let trace = trace_of(&req);
+    // Parsing up to 100,000 items takes long enough to stall every other
+    // request on this worker's event loop: it runs on the blocking pool.
+    let max_items = limits.max_items;
+    let parsed = web::block(move || parse_batch(&body, max_items))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let items = parsed.inspect_err(|e| {
+        state
+            .diagnostics
+            .log(trace.as_ref(), format!("batch rejected: {}", e.message()));
+    })?;
+    let key = match batch::idempotency_header(&req, IDEMPOTENCY_KEY)? {
+        None => None,
+        Some(raw_key) => {
+            let fp = match batch::idempotency_header(&req, IDEMPOTENCY_FINGERPRINT)? {
+                Some(fp) if is_fingerprint(fp) => fp.to_owned(),
+                Some(_) => return Err(ApiError::bad_request("malformed Idempotency-Fingerprint")),
+                None => {
+                    let parts: Vec<&[u8]> =
+                        items.iter().map(|(_, d)| d.as_str().as_bytes()).collect();
+                    fingerprint(&parts)
+                }
+            };
+            Some(
+                IdempotencyKey::parse(raw_key, fp).ok_or(ApiError::bad_request(
+                    "malformed Idempotency-Key: 1 to 255 printable ASCII characters",
+                ))?,
+            )
+        }
+    };
+    let outcome = state
+        .store
+        .insert_batch(&items, key.as_ref())
+        .await
+        .map_err(|e| storage_error(&state, trace.as_ref(), e))?;
+    let replayed = matches!(outcome, BatchOutcome::Replayed(_));
+    state.diagnostics.log(
+        trace.as_ref(),
+        format!(
+            "batch of {} {}",
+            outcome.ids().len(),
+            if replayed { "replayed" } else { "stored" }
+        ),
+    );
+    let body = serde_json::to_string(&BatchCreated {
+        ids: outcome.ids().iter().map(DocId::as_str).collect(),
+    })
+    .map_err(|e| ApiError::internal(&e))?;
+    let mut response = json(StatusCode::OK, body);
+    if replayed {
+        response.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static(IDEMPOTENT_REPLAYED),
+            actix_web::http::header::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(response)
+}
+
+/// `{"items": [...], "next": "<id>" | null}`, in id order.
+async fn list(req: HttpRequest, state: web::Data<InternalState>) -> Result<HttpResponse, ApiError> {
+    let trace = trace_of(&req);
+    let query = ListQuery::parse(req.query_string())?;
+    // One more than asked tells whether another page exists, so the last
+    // page says `next: null` instead of sending the client to an empty one.
+    let mut page = state
+        .store
+        .list(query.after.as_ref(), query.limit + 1)
+        .await
+        .map_err(|e| storage_error(&state, trace.as_ref(), e))?;
+    let more = page.len() > query.limit as usize;
+    page.truncate(query.limit as usize);
+    let mut out = String::with_capacity(
+        page.iter()
+            .map(|(_, d)| d.as_str().len() + 36)
+            .sum::<usize>()
+            + 32,
+    );
+    out.push_str("{\"items\":[");
+    for (i, (id, doc)) in page.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&doc.to_json_with_id(id));
+    }
+    out.push_str("],\"next\":");
+    match page.last() {
+        Some((id, _)) if more => {
+            out.push('"');
+            out.push_str(id.as_str());
+            out.push('"');
+        }
+        _ => out.push_str("null"),
+    }
+    out.push('}');
+    Ok(json(StatusCode::OK, out))
+}
+
+async fn delete(
+    req: HttpRequest,
+    state: web::Data<InternalState>,
+) -> Result<HttpResponse, ApiError> {
+    let trace = trace_of(&req);
+    let raw = req.match_info().get("id").unwrap_or_default();
+    let id = DocId::parse(raw).ok_or(ApiError::bad_request("malformed cacheId"))?;
+    match state.store.delete(&id).await {
+        Ok(true) => {
+            state
+                .diagnostics
+                .log(trace.as_ref(), format!("deleted {id}"));
+            Ok(HttpResponse::NoContent().finish())
+        }
+        Ok(false) => Err(ApiError::not_found("cacheId not found")),
+        Err(e) => Err(storage_error(&state, trace.as_ref(), e)),
+    }
 }

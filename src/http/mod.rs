@@ -1,6 +1,7 @@
 //! The two HTTP surfaces. Each tier has its own handlers module and shares
 //! the liveness/version routes and the error type.
 
+pub mod batch;
 pub mod common;
 pub mod error;
 pub mod internal;

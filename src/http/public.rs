@@ -4,8 +4,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+use serde_json::value::RawValue;
+
+use super::batch::{self, BatchLimits, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, ListQuery};
 use super::{ApiError, json, text};
-use crate::domain::{CustomerName, DocId, TraceToken};
+use crate::domain::{CustomerName, DocId, IdempotencyKey, TraceToken, fingerprint};
 use crate::internal_client::{InternalClient, InternalError};
 use crate::telemetry::Diagnostics;
 use crate::telemetry::diagnostics::now_ms;
@@ -16,10 +19,20 @@ pub struct PublicState {
     pub diagnostics: Diagnostics,
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/health", web::get().to(health))
-        .route("/api/customers", web::post().to(create))
-        .route("/api/customers/{id}", web::get().to(read));
+/// `limits` is shared by every worker of the tier; the batch route gets its
+/// own body size limit, the other routes keep the app-wide one.
+pub fn routes(cfg: &mut web::ServiceConfig, limits: &BatchLimits) {
+    cfg.service(
+        web::resource("/api/customers/batch")
+            .app_data(web::PayloadConfig::new(limits.max_body_bytes))
+            .app_data(web::Data::new(limits.clone()))
+            .route(web::post().to(create_batch)),
+    )
+    .route("/api/health", web::get().to(health))
+    .route("/api/customers", web::post().to(create))
+    .route("/api/customers", web::get().to(list))
+    .route("/api/customers/{id}", web::get().to(read))
+    .route("/api/customers/{id}", web::delete().to(delete));
 }
 
 fn trace_of(req: &HttpRequest) -> Option<TraceToken> {
@@ -189,4 +202,142 @@ async fn create_inner(
     })
     .map_err(|e| ApiError::internal(&e))?;
     Ok(json(StatusCode::OK, body))
+}
+
+/// Checks every item like a single create and builds the JSON array of
+/// documents for the internal tier; with `want_fingerprint`, also the
+/// fingerprint of what the client sent (the documents get a new
+/// `dateCreated` on every retry, so they cannot be fingerprinted).
+fn build_batch(
+    body: &[u8],
+    max_items: usize,
+    want_fingerprint: bool,
+) -> Result<(String, Option<String>), ApiError> {
+    let raw: Vec<&RawValue> = serde_json::from_slice(body)
+        .map_err(|_| ApiError::bad_request("body must be a JSON array of customers"))?;
+    batch::check_count(raw.len(), max_items)?;
+    let fp = want_fingerprint
+        .then(|| fingerprint(&raw.iter().map(|r| r.get().as_bytes()).collect::<Vec<_>>()));
+    let now = now_ms();
+    let mut documents = String::with_capacity(raw.len() * 48 + 2);
+    documents.push('[');
+    for (i, item) in raw.iter().enumerate() {
+        let name = serde_json::from_str::<CreateRequest>(item.get())
+            .map_err(|_| "customer name missing")
+            .and_then(|r| CustomerName::parse(r.name))
+            .map_err(|reason| {
+                ApiError::with_text(StatusCode::BAD_REQUEST, format!("item {i}: {reason}"))
+            })?;
+        let doc = CustomerDocument {
+            name: name.as_str(),
+            date_created: now,
+        };
+        if i > 0 {
+            documents.push(',');
+        }
+        documents.push_str(&serde_json::to_string(&doc).map_err(|e| ApiError::internal(&e))?);
+    }
+    documents.push(']');
+    Ok((documents, fp))
+}
+
+#[derive(Serialize)]
+struct BatchCreated<'a> {
+    #[serde(rename = "customerIds")]
+    customer_ids: Vec<&'a str>,
+}
+
+/// `[{"name": ...}, ...]`: every item checked like a single create, then
+/// stored all together through the internal tier, or not at all.
+async fn create_batch(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<PublicState>,
+    limits: web::Data<BatchLimits>,
+) -> Result<HttpResponse, ApiError> {
+    let _slot = limits.enter()?;
+    let trace = trace_of(&req);
+    let trace = trace.as_ref();
+    let key = batch::idempotency_header(&req, IDEMPOTENCY_KEY)?.map(str::to_owned);
+    // Validating and building up to 100,000 documents would stall every
+    // other request on this worker's event loop: it runs on the blocking pool.
+    let (max_items, want_fingerprint) = (limits.max_items, key.is_some());
+    let built = web::block(move || build_batch(&body, max_items, want_fingerprint))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let (documents, fp) = built.inspect_err(|e| {
+        state
+            .diagnostics
+            .log(trace, format!("batch rejected: {}", e.message()));
+    })?;
+    let key = match (key, fp) {
+        (Some(k), Some(fp)) => Some(IdempotencyKey::parse(&k, fp).ok_or(ApiError::bad_request(
+            "malformed Idempotency-Key: 1 to 255 printable ASCII characters",
+        ))?),
+        _ => None,
+    };
+    state
+        .diagnostics
+        .log(trace, "creating a batch of customers");
+    let idempotency = key.as_ref().map(|k| (k.key(), k.fingerprint()));
+    let (ids, replayed) = state
+        .internal
+        .create_batch(documents, idempotency, trace)
+        .await
+        .map_err(|e| match e {
+            // Stable texts the client must see as they are.
+            crate::internal_client::InternalError::Status { status, .. }
+                if status.as_u16() == 422 =>
+            {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, batch::KEY_REUSED)
+            }
+            crate::internal_client::InternalError::Status { status, .. }
+                if status.as_u16() == 429 =>
+            {
+                ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many batches in progress, retry later",
+                )
+                .retry_after(limits.retry_after_secs)
+            }
+            other => upstream_error(&state, trace, "create customer batch", other),
+        })?;
+    state
+        .diagnostics
+        .log(trace, format!("created {} customers", ids.len()));
+    let body = serde_json::to_string(&BatchCreated {
+        customer_ids: ids.iter().map(DocId::as_str).collect(),
+    })
+    .map_err(|e| ApiError::internal(&e))?;
+    let mut response = json(StatusCode::OK, body);
+    if replayed {
+        response.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static(IDEMPOTENT_REPLAYED),
+            actix_web::http::header::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(response)
+}
+
+/// `{"items": [...], "next": "<id>" | null}` from the internal tier.
+async fn list(req: HttpRequest, state: web::Data<PublicState>) -> Result<HttpResponse, ApiError> {
+    let trace = trace_of(&req);
+    let query = ListQuery::parse(req.query_string())?;
+    let page = state
+        .internal
+        .list(query.limit, query.after.as_ref(), trace.as_ref())
+        .await
+        .map_err(|e| upstream_error(&state, trace.as_ref(), "list customers", e))?;
+    Ok(json(StatusCode::OK, page))
+}
+
+async fn delete(req: HttpRequest, state: web::Data<PublicState>) -> Result<HttpResponse, ApiError> {
+    let trace = trace_of(&req);
+    let raw = req.match_info().get("id").unwrap_or_default();
+    let id = DocId::parse(raw).ok_or(ApiError::bad_request("malformed customerId"))?;
+    match state.internal.delete(&id, trace.as_ref()).await {
+        Ok(true) => Ok(HttpResponse::NoContent().finish()),
+        Ok(false) => Err(ApiError::not_found("cacheId not found")),
+        Err(e) => Err(upstream_error(&state, trace.as_ref(), "delete customer", e)),
+    }
 }

@@ -74,6 +74,7 @@ pub struct Settings {
     pub otlp: OtlpSettings,
     pub shutdown: ShutdownSettings,
     pub log: LogSettings,
+    pub batch: BatchSettings,
     /// The old Node key `service.port`; folded into the listen address of
     /// the tier being run, then cleared.
     #[serde(skip_serializing_if = "LegacyService::is_empty")]
@@ -196,6 +197,9 @@ pub struct StorageSettings {
     /// Deadline for one storage operation; past it the internal tier
     /// answers 504.
     pub timeout_ms: u64,
+    /// Deadline for one batch insert (one transaction of up to
+    /// `batch.max_items` documents), which takes longer than a single write.
+    pub batch_timeout_ms: u64,
 }
 
 impl Default for StorageSettings {
@@ -208,6 +212,39 @@ impl Default for StorageSettings {
             max_connections: 16,
             connect_timeout_ms: 2_000,
             timeout_ms: 2_000,
+            batch_timeout_ms: 60_000,
+        }
+    }
+}
+
+/// The batch routes (`POST /api/customers/batch`, `POST /api/cache/batch`).
+/// Their own section so the limits of the single-item routes stay small.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BatchSettings {
+    /// Most items one batch may carry; more is a 400.
+    pub max_items: usize,
+    /// Body size limit of the batch routes only (other routes keep
+    /// `public.max_body_bytes` / `internal.max_body_bytes`).
+    pub max_body_bytes: usize,
+    /// Batches served at once per tier and process; beyond it 429 with
+    /// `Retry-After`, so bursts cannot exhaust memory or the database pool.
+    pub max_concurrent: usize,
+    /// Seconds a client told 429 is asked to wait.
+    pub retry_after_secs: u64,
+    /// Whole-request deadline of the public tier's batch call to the internal
+    /// tier; must exceed `storage.batch_timeout_ms`.
+    pub internal_timeout_ms: u64,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        BatchSettings {
+            max_items: 100_000,
+            max_body_bytes: 64 * 1024 * 1024,
+            max_concurrent: 4,
+            retry_after_secs: 5,
+            internal_timeout_ms: 90_000,
         }
     }
 }

@@ -152,6 +152,8 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
         ("public.internal_timeout_ms", s.public.internal_timeout_ms),
         ("storage.connect_timeout_ms", s.storage.connect_timeout_ms),
         ("storage.timeout_ms", s.storage.timeout_ms),
+        ("storage.batch_timeout_ms", s.storage.batch_timeout_ms),
+        ("batch.internal_timeout_ms", s.batch.internal_timeout_ms),
         (
             "http.request_head_timeout_ms",
             s.http.request_head_timeout_ms,
@@ -172,6 +174,28 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
         s.internal.max_body_bytes >= 64,
         "internal.max_body_bytes is too small"
     );
+    ensure!(
+        s.batch.max_items > 0,
+        "batch.max_items must be greater than 0"
+    );
+    ensure!(
+        s.batch.max_concurrent > 0,
+        "batch.max_concurrent must be greater than 0"
+    );
+    ensure!(
+        s.batch.max_body_bytes >= s.public.max_body_bytes.max(s.internal.max_body_bytes),
+        "batch.max_body_bytes must be at least public.max_body_bytes and internal.max_body_bytes"
+    );
+    // The public tier must not give up on a batch the internal tier is still
+    // allowed to commit: the client would retry a batch that was stored.
+    if s.mode == Mode::All {
+        ensure!(
+            s.batch.internal_timeout_ms > s.storage.batch_timeout_ms,
+            "batch.internal_timeout_ms ({}) must be greater than storage.batch_timeout_ms ({})",
+            s.batch.internal_timeout_ms,
+            s.storage.batch_timeout_ms
+        );
+    }
     if s.kinesis_enabled() {
         ensure!(
             s.kinesis

@@ -272,3 +272,23 @@ fn redacts_passwords_only() {
         "{shown}"
     );
 }
+
+#[test]
+fn batch_settings_have_defaults_and_are_cross_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let load_with = |pairs: &[(&str, &str)]| {
+        let mut src = sources(dir.path());
+        src.vars = vars(pairs);
+        load(&src).map_err(|e| format!("{e:#}"))
+    };
+    let s = load_with(&[]).unwrap();
+    assert_eq!(s.batch.max_items, 100_000);
+    assert_eq!(s.storage.batch_timeout_ms, 60_000);
+    let s = load_with(&[("CINEMO__BATCH__MAX_ITEMS", "10")]).unwrap();
+    assert_eq!(s.batch.max_items, 10);
+    let err = load_with(&[("CINEMO__BATCH__INTERNAL_TIMEOUT_MS", "1000")]).unwrap_err();
+    assert!(err.contains("batch.internal_timeout_ms"), "{err}");
+    let err = load_with(&[("CINEMO__BATCH__MAX_BODY_BYTES", "100")]).unwrap_err();
+    assert!(err.contains("batch.max_body_bytes"), "{err}");
+    assert!(load_with(&[("CINEMO__BATCH__MAX_CONCURRENT", "0")]).is_err());
+}

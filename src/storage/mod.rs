@@ -2,6 +2,8 @@
 //! Handlers only ever hold an `Arc<dyn Store>` and never know which backend
 //! is behind it.
 
+mod mongo;
+mod postgres;
 mod sqlite;
 mod timed;
 
@@ -10,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::domain::{DocId, Document};
+use crate::domain::{DocId, Document, IdempotencyKey};
 use crate::settings::{Settings, StorageType};
 
 pub use timed::Timed;
@@ -24,10 +26,34 @@ pub enum StoreError {
     /// A write collided with an existing id.
     #[error("duplicate id {0}")]
     Duplicate(DocId),
+    /// The idempotency key was used before with a different payload.
+    #[error("idempotency key reused with a different payload")]
+    IdempotencyConflict,
     /// Anything else: a bug, corrupt data, a constraint we did not expect.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
+
+/// What a batch insert did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// The documents were stored, all of them, under these ids.
+    Stored(Vec<DocId>),
+    /// The idempotency key was seen before with the same payload: nothing
+    /// was stored now; these are the ids of the first, committed, batch.
+    Replayed(Vec<DocId>),
+}
+
+impl BatchOutcome {
+    pub fn ids(&self) -> &[DocId] {
+        match self {
+            BatchOutcome::Stored(ids) | BatchOutcome::Replayed(ids) => ids,
+        }
+    }
+}
+
+/// Most documents one `list` call returns, whatever the caller asks.
+pub const LIST_MAX: u32 = 1000;
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -39,13 +65,98 @@ pub trait Store: Send + Sync + 'static {
     /// write with majority concern where configured).
     async fn insert(&self, id: &DocId, doc: &Document) -> Result<(), StoreError>;
 
+    /// Stores every item or none (see docs/storage.md for each backend's
+    /// guarantee). With a key, the key and the ids are recorded in the same
+    /// transaction; a key seen before answers `Replayed` with the first ids
+    /// (same payload) or `IdempotencyConflict` (another payload).
+    async fn insert_batch(
+        &self,
+        items: &[(DocId, Document)],
+        key: Option<&IdempotencyKey>,
+    ) -> Result<BatchOutcome, StoreError>;
+
     async fn get(&self, id: &DocId) -> Result<Option<Document>, StoreError>;
+
+    /// Up to `limit` documents with ids greater than `after`, in id order
+    /// (ids are ObjectIds, so roughly creation order).
+    async fn list(
+        &self,
+        after: Option<&DocId>,
+        limit: u32,
+    ) -> Result<Vec<(DocId, Document)>, StoreError>;
+
+    /// Removes a document; false when there was none.
+    async fn delete(&self, id: &DocId) -> Result<bool, StoreError>;
 
     /// A cheap round trip proving the database answers.
     async fn health_check(&self) -> Result<(), StoreError>;
 
     /// Closes connections; called once at shutdown, after HTTP has drained.
     async fn close(&self);
+}
+
+/// The ids of a stored batch as the JSON array text kept with its
+/// idempotency key (SQL backends).
+fn ids_to_json(ids: &[DocId]) -> String {
+    let mut out = String::with_capacity(ids.len() * 27 + 2);
+    out.push('[');
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(id.as_str());
+        out.push('"');
+    }
+    out.push(']');
+    out
+}
+
+fn ids_from_json(text: &str) -> Result<Vec<DocId>, StoreError> {
+    let raw: Vec<String> = serde_json::from_str(text).map_err(|e| {
+        StoreError::Other(anyhow::anyhow!(
+            "stored idempotency ids are not a JSON array: {e}"
+        ))
+    })?;
+    raw.iter()
+        .map(|s| {
+            DocId::parse(s).ok_or_else(|| {
+                StoreError::Other(anyhow::anyhow!("stored idempotency id {s:?} is malformed"))
+            })
+        })
+        .collect()
+}
+
+/// A key found in the store: the same payload replays, another conflicts.
+fn replay_or_conflict(
+    key: &IdempotencyKey,
+    stored_fingerprint: &str,
+    stored_ids: &str,
+) -> Result<BatchOutcome, StoreError> {
+    if stored_fingerprint == key.fingerprint() {
+        Ok(BatchOutcome::Replayed(ids_from_json(stored_ids)?))
+    } else {
+        Err(StoreError::IdempotencyConflict)
+    }
+}
+
+/// `(id, body)` rows read back from an SQL table.
+fn stored_rows(rows: Vec<(String, String)>) -> Result<Vec<(DocId, Document)>, StoreError> {
+    rows.into_iter()
+        .map(|(id, body)| {
+            let id = DocId::parse(&id).ok_or_else(|| {
+                StoreError::Other(anyhow::anyhow!("stored id {id:?} is malformed"))
+            })?;
+            Ok((id, Document::from_stored(body)))
+        })
+        .collect()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }
 
 /// Opens the configured backend, runs its migrations, and wraps it so every
@@ -55,13 +166,12 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     let url = storage.url.as_deref().unwrap_or_default();
     let inner: Arc<dyn Store> = match storage.kind.unwrap_or(StorageType::Sqlite) {
         StorageType::Sqlite => Arc::new(sqlite::SqliteStore::open(url, storage).await?),
-        other => anyhow::bail!(
-            "storage.type = \"{}\" is not built into this version of cinemo",
-            other.as_str()
-        ),
+        StorageType::Postgres => Arc::new(postgres::PostgresStore::open(url, storage).await?),
+        StorageType::Mongodb => Arc::new(mongo::MongoStore::open(url, storage).await?),
     };
     Ok(Arc::new(Timed::new(
         inner,
         Duration::from_millis(storage.timeout_ms),
+        Duration::from_millis(storage.batch_timeout_ms),
     )))
 }

@@ -7,8 +7,10 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::{Store, StoreError};
-use crate::domain::{DocId, Document};
+use super::{
+    BatchOutcome, Store, StoreError, ids_to_json, now_ms, replay_or_conflict, stored_rows,
+};
+use crate::domain::{DocId, Document, IdempotencyKey};
 use crate::settings::StorageSettings;
 
 /// The embedded default: one SQLite file in WAL mode.
@@ -41,6 +43,20 @@ impl SqliteStore {
     }
 }
 
+/// Rows per multi-row INSERT: 3 parameters a row stays far below SQLite's
+/// 32,766-parameter limit, and every full chunk reuses one cached prepared
+/// statement.
+const CHUNK_ROWS: usize = 1000;
+
+fn multi_row_insert(rows: usize) -> String {
+    let mut sql = String::with_capacity(60 + rows * 10);
+    sql.push_str("INSERT INTO documents (id, body, created_at) VALUES ");
+    for i in 0..rows {
+        sql.push_str(if i == 0 { "(?,?,?)" } else { ",(?,?,?)" });
+    }
+    sql
+}
+
 fn classify(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
@@ -60,10 +76,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert(&self, id: &DocId, doc: &Document) -> Result<(), StoreError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or_default();
+        let now = now_ms();
         let result = sqlx::query("INSERT INTO documents (id, body, created_at) VALUES (?, ?, ?)")
             .bind(id.as_str().to_owned())
             .bind(doc.as_str().to_owned())
@@ -77,6 +90,90 @@ impl Store for SqliteStore {
             }
             Err(e) => Err(classify(e)),
         }
+    }
+
+    async fn insert_batch(
+        &self,
+        items: &[(DocId, Document)],
+        key: Option<&IdempotencyKey>,
+    ) -> Result<BatchOutcome, StoreError> {
+        // IMMEDIATE takes the write lock up front: two batches with the same
+        // key then serialise on it instead of both reading "unseen" and one
+        // failing on the lock upgrade.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(classify)?;
+        let ids: Vec<DocId> = items.iter().map(|(id, _)| id.clone()).collect();
+        let now = now_ms();
+        if let Some(key) = key {
+            let prior: Option<(String, String)> =
+                sqlx::query_as("SELECT fingerprint, ids FROM idempotency_keys WHERE key = ?")
+                    .bind(key.key().to_owned())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+            if let Some((fingerprint, stored)) = prior {
+                return replay_or_conflict(key, &fingerprint, &stored);
+            }
+            sqlx::query("INSERT INTO idempotency_keys (key, fingerprint, ids, created_at) VALUES (?, ?, ?, ?)")
+                .bind(key.key().to_owned())
+                .bind(key.fingerprint().to_owned())
+                .bind(ids_to_json(&ids))
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+        }
+        for chunk in items.chunks(CHUNK_ROWS) {
+            let sql = multi_row_insert(chunk.len());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (id, doc) in chunk {
+                query = query
+                    .bind(id.as_str().to_owned())
+                    .bind(doc.as_str().to_owned())
+                    .bind(now);
+            }
+            match query.execute(&mut *tx).await {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                    return Err(StoreError::Other(anyhow::anyhow!(
+                        "a batch id collided: {}",
+                        db.message()
+                    )));
+                }
+                Err(e) => return Err(classify(e)),
+            }
+        }
+        // Dropping `tx` on any early return above rolls everything back.
+        tx.commit().await.map_err(classify)?;
+        Ok(BatchOutcome::Stored(ids))
+    }
+
+    async fn list(
+        &self,
+        after: Option<&DocId>,
+        limit: u32,
+    ) -> Result<Vec<(DocId, Document)>, StoreError> {
+        let after = after.map(|a| a.as_str().to_owned()).unwrap_or_default();
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, body FROM documents WHERE id > ? ORDER BY id LIMIT ?")
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(classify)?;
+        stored_rows(rows)
+    }
+
+    async fn delete(&self, id: &DocId) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM documents WHERE id = ?")
+            .bind(id.as_str().to_owned())
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn get(&self, id: &DocId) -> Result<Option<Document>, StoreError> {

@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::BatchOutcome;
 use super::{Store, StoreError};
-use crate::domain::{DocId, Document};
+use crate::domain::{DocId, Document, IdempotencyKey};
 
 /// Puts a deadline on every storage operation, so a database that hangs
 /// (a blackholed network, a stuck failover) turns into a quick 504 instead
@@ -13,11 +14,17 @@ use crate::domain::{DocId, Document};
 pub struct Timed {
     inner: Arc<dyn Store>,
     deadline: Duration,
+    /// A batch writes up to `batch.max_items` rows in one transaction.
+    batch_deadline: Duration,
 }
 
 impl Timed {
-    pub fn new(inner: Arc<dyn Store>, deadline: Duration) -> Self {
-        Timed { inner, deadline }
+    pub fn new(inner: Arc<dyn Store>, deadline: Duration, batch_deadline: Duration) -> Self {
+        Timed {
+            inner,
+            deadline,
+            batch_deadline,
+        }
     }
 
     async fn run<T>(
@@ -25,12 +32,26 @@ impl Timed {
         op: &str,
         fut: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.deadline, fut).await {
+        self.run_within(self.deadline, op, fut).await
+    }
+
+    /// A timed-out operation's future is dropped: a transaction in flight is
+    /// then rolled back by the driver, so a deadline never leaves half a
+    /// batch behind. (A deadline that falls during COMMIT itself may answer
+    /// 504 for a batch that did commit; a retry with the same
+    /// Idempotency-Key then returns its ids instead of storing it twice.)
+    async fn run_within<T>(
+        &self,
+        deadline: Duration,
+        op: &str,
+        fut: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(deadline, fut).await {
             Ok(result) => result,
             Err(_) => Err(StoreError::Unavailable(format!(
                 "{} {op} did not finish within {} ms",
                 self.inner.backend(),
-                self.deadline.as_millis()
+                deadline.as_millis()
             ))),
         }
     }
@@ -44,6 +65,31 @@ impl Store for Timed {
 
     async fn insert(&self, id: &DocId, doc: &Document) -> Result<(), StoreError> {
         self.run("insert", self.inner.insert(id, doc)).await
+    }
+
+    async fn insert_batch(
+        &self,
+        items: &[(DocId, Document)],
+        key: Option<&IdempotencyKey>,
+    ) -> Result<BatchOutcome, StoreError> {
+        self.run_within(
+            self.batch_deadline,
+            "batch insert",
+            self.inner.insert_batch(items, key),
+        )
+        .await
+    }
+
+    async fn list(
+        &self,
+        after: Option<&DocId>,
+        limit: u32,
+    ) -> Result<Vec<(DocId, Document)>, StoreError> {
+        self.run("list", self.inner.list(after, limit)).await
+    }
+
+    async fn delete(&self, id: &DocId) -> Result<bool, StoreError> {
+        self.run("delete", self.inner.delete(id)).await
     }
 
     async fn get(&self, id: &DocId) -> Result<Option<Document>, StoreError> {

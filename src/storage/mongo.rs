@@ -1,0 +1,547 @@
+//! MongoDB through the official driver. Documents are stored as BSON
+//! documents (not as text) so the old services' data reads back unchanged
+//! and MongoDB tools see real fields; `_id` is the ObjectId of the DocId.
+//! What JSON -> BSON -> JSON cannot keep is listed in docs/storage.md and
+//! in `bson_json` below.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use bson::oid::ObjectId;
+use bson::{Bson, doc};
+use futures_util::TryStreamExt;
+use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::options::ClientOptions;
+use mongodb::{Client, Collection};
+
+use super::{BatchOutcome, Store, StoreError};
+use crate::domain::{DocId, Document, IdempotencyKey};
+use crate::settings::{StorageSettings, redact_url};
+
+pub struct MongoStore {
+    client: Client,
+    docs: Collection<bson::Document>,
+    keys: Collection<bson::Document>,
+    /// Cleared the first time the server says it cannot run transactions (a
+    /// standalone server); batches then use the compensating path.
+    transactions: AtomicBool,
+}
+
+impl MongoStore {
+    pub async fn open(url: &str, settings: &StorageSettings) -> anyhow::Result<Self> {
+        let shown = redact_url(url);
+        let mut options = ClientOptions::parse(url).await.with_context(|| {
+            format!("storage.url {shown} is not a valid MongoDB connection string")
+        })?;
+        // Bounded waits everywhere, so an outage is a quick 504 and never a
+        // hang. The connection string may set its own; config wins only
+        // where the string is silent.
+        let connect = Duration::from_millis(settings.connect_timeout_ms);
+        options.server_selection_timeout.get_or_insert(connect);
+        options.connect_timeout.get_or_insert(connect);
+        options
+            .max_pool_size
+            .get_or_insert(settings.max_connections);
+        options.app_name.get_or_insert_with(|| "cinemo".into());
+        let client = Client::with_options(options).context("building the MongoDB client")?;
+        let db = client.database(&settings.database);
+        let store = MongoStore {
+            docs: db.collection(&settings.collection),
+            keys: db.collection(&format!("{}_idempotency", settings.collection)),
+            client,
+            transactions: AtomicBool::new(true),
+        };
+        // Fail start-up on a wrong URL or credentials instead of serving 504s.
+        store
+            .client
+            .database("admin")
+            .run_command(doc! {"ping": 1})
+            .await
+            .with_context(|| format!("cannot reach MongoDB at {shown}"))?;
+        Ok(store)
+    }
+
+    async fn replay_from_keys(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<BatchOutcome>, StoreError> {
+        let Some(found) = self
+            .keys
+            .find_one(doc! {"_id": key.key()})
+            .await
+            .map_err(classify)?
+        else {
+            return Ok(None);
+        };
+        if found.get_str("fingerprint").ok() != Some(key.fingerprint()) {
+            return Err(StoreError::IdempotencyConflict);
+        }
+        let ids = found
+            .get_array("ids")
+            .map_err(|e| {
+                StoreError::Other(anyhow::anyhow!("stored idempotency ids unreadable: {e}"))
+            })?
+            .iter()
+            .map(|b| match b {
+                Bson::ObjectId(oid) => Ok(DocId::from_bytes(oid.bytes())),
+                other => Err(StoreError::Other(anyhow::anyhow!(
+                    "stored idempotency id {other} is not an ObjectId"
+                ))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(BatchOutcome::Replayed(ids)))
+    }
+
+    fn key_doc(key: &IdempotencyKey, ids: &[DocId]) -> bson::Document {
+        let ids: Vec<Bson> = ids.iter().map(|id| Bson::ObjectId(oid(id))).collect();
+        doc! {"_id": key.key(), "fingerprint": key.fingerprint(), "ids": ids, "createdAt": bson::DateTime::now()}
+    }
+
+    /// Replica sets and sharded clusters: the key and every document in one
+    /// multi-document transaction, committed or aborted as a whole.
+    async fn batch_in_transaction(
+        &self,
+        docs: &[bson::Document],
+        ids: &[DocId],
+        key: Option<&IdempotencyKey>,
+    ) -> Result<BatchOutcome, mongodb::error::Error> {
+        let mut session = self.client.start_session().await?;
+        session.start_transaction().await?;
+        if let Some(key) = key {
+            self.keys
+                .insert_one(Self::key_doc(key, ids))
+                .session(&mut session)
+                .await?;
+        }
+        if !docs.is_empty() {
+            self.docs
+                .insert_many(docs)
+                .ordered(true)
+                .session(&mut session)
+                .await?;
+        }
+        session.commit_transaction().await?;
+        // Dropping the session on an early `?` above aborts the transaction.
+        Ok(BatchOutcome::Stored(ids.to_vec()))
+    }
+
+    /// Standalone servers cannot run transactions: an ordered insert_many,
+    /// and on failure a delete of whatever part went in. Readers may see a
+    /// partial batch while it runs, and a crash of cinemo in between leaves
+    /// it partial; see docs/storage.md.
+    async fn batch_compensating(
+        &self,
+        docs: &[bson::Document],
+        ids: &[DocId],
+        key: Option<&IdempotencyKey>,
+    ) -> Result<BatchOutcome, StoreError> {
+        if let Some(key) = key
+            && let Some(replay) = self.replay_from_keys(key).await?
+        {
+            return Ok(replay);
+        }
+        if let Err(e) = self.docs.insert_many(docs).ordered(true).await {
+            let all: Vec<Bson> = ids.iter().map(|id| Bson::ObjectId(oid(id))).collect();
+            if let Err(undo) = self.docs.delete_many(doc! {"_id": {"$in": all}}).await {
+                tracing::error!(error = %undo, "could not remove a failed batch's documents; it may be partly stored");
+            }
+            return Err(classify(e));
+        }
+        if let Some(key) = key {
+            self.keys
+                .insert_one(Self::key_doc(key, ids))
+                .await
+                .map_err(classify)?;
+        }
+        Ok(BatchOutcome::Stored(ids.to_vec()))
+    }
+}
+
+fn oid(id: &DocId) -> ObjectId {
+    ObjectId::from_bytes(id.to_bytes())
+}
+
+fn code_of(e: &mongodb::error::Error) -> Option<i32> {
+    match e.kind.as_ref() {
+        ErrorKind::Command(c) => Some(c.code),
+        ErrorKind::Write(WriteFailure::WriteError(w)) => Some(w.code),
+        ErrorKind::Write(WriteFailure::WriteConcernError(w)) => Some(w.code),
+        ErrorKind::InsertMany(m) => m
+            .write_errors
+            .as_ref()
+            .and_then(|errs| errs.first().map(|w| w.code))
+            .or_else(|| m.write_concern_error.as_ref().map(|w| w.code)),
+        _ => None,
+    }
+}
+
+/// 20 IllegalOperation ("Transaction numbers are only allowed on a replica
+/// set member or mongos"), or the same text from a stand-in.
+fn transactions_unsupported(e: &mongodb::error::Error) -> bool {
+    code_of(e) == Some(20) || e.to_string().contains("Transaction numbers")
+}
+
+fn classify(e: mongodb::error::Error) -> StoreError {
+    let unavailable = matches!(
+        e.kind.as_ref(),
+        ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. }
+    ) || e.contains_label("TransientTransactionError")
+        || e.contains_label("RetryableWriteError")
+        // NotWritablePrimary, NotPrimary*, PrimarySteppedDown, ShutdownInProgress,
+        // InterruptedAtShutdown, HostUnreachable, NetworkTimeout: an election
+        // or a restart, over in seconds.
+        || matches!(code_of(&e), Some(10107 | 13435 | 13436 | 189 | 91 | 11600 | 6 | 89 | 7));
+    if unavailable {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Other(anyhow::Error::new(e))
+    }
+}
+
+#[async_trait]
+impl Store for MongoStore {
+    fn backend(&self) -> &'static str {
+        "mongodb"
+    }
+
+    async fn insert(&self, id: &DocId, document: &Document) -> Result<(), StoreError> {
+        let stored = bson_json::to_bson(id, document)?;
+        match self.docs.insert_one(stored).await {
+            Ok(_) => Ok(()),
+            Err(e) if code_of(&e) == Some(11000) => Err(StoreError::Duplicate(id.clone())),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn insert_batch(
+        &self,
+        items: &[(DocId, Document)],
+        key: Option<&IdempotencyKey>,
+    ) -> Result<BatchOutcome, StoreError> {
+        let ids: Vec<DocId> = items.iter().map(|(id, _)| id.clone()).collect();
+        let docs = items
+            .iter()
+            .map(|(id, d)| bson_json::to_bson(id, d))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !self.transactions.load(Ordering::Relaxed) {
+            return self.batch_compensating(&docs, &ids, key).await;
+        }
+        match self.batch_in_transaction(&docs, &ids, key).await {
+            Ok(outcome) => Ok(outcome),
+            Err(e) if transactions_unsupported(&e) => {
+                tracing::warn!(
+                    "MongoDB cannot run transactions here (standalone server): batches use insert_many with compensation"
+                );
+                self.transactions.store(false, Ordering::Relaxed);
+                self.batch_compensating(&docs, &ids, key).await
+            }
+            // The key existed (11000) or a concurrent batch holds it (112
+            // WriteConflict): the transaction is aborted; read the winner.
+            Err(e) if key.is_some() && matches!(code_of(&e), Some(11000 | 112)) => {
+                let Some(key) = key else {
+                    return Err(classify(e));
+                };
+                match self.replay_from_keys(key).await? {
+                    Some(replay) => Ok(replay),
+                    None => Err(StoreError::Unavailable(format!(
+                        "a batch with the same idempotency key is in progress: {e}"
+                    ))),
+                }
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn get(&self, id: &DocId) -> Result<Option<Document>, StoreError> {
+        let found = self
+            .docs
+            .find_one(doc! {"_id": oid(id)})
+            .await
+            .map_err(classify)?;
+        found.map(|d| bson_json::to_document(&d)).transpose()
+    }
+
+    async fn list(
+        &self,
+        after: Option<&DocId>,
+        limit: u32,
+    ) -> Result<Vec<(DocId, Document)>, StoreError> {
+        let filter = match after {
+            Some(after) => doc! {"_id": {"$gt": oid(after)}},
+            None => doc! {},
+        };
+        let cursor = self
+            .docs
+            .find(filter)
+            .sort(doc! {"_id": 1})
+            .limit(i64::from(limit))
+            .await
+            .map_err(classify)?;
+        let found: Vec<bson::Document> = cursor.try_collect().await.map_err(classify)?;
+        found
+            .iter()
+            .map(|d| {
+                let id = match d.get("_id") {
+                    Some(Bson::ObjectId(o)) => DocId::from_bytes(o.bytes()),
+                    other => {
+                        return Err(StoreError::Other(anyhow::anyhow!(
+                            "a stored _id is not an ObjectId: {other:?}"
+                        )));
+                    }
+                };
+                Ok((id, bson_json::to_document(d)?))
+            })
+            .collect()
+    }
+
+    async fn delete(&self, id: &DocId) -> Result<bool, StoreError> {
+        let done = self
+            .docs
+            .delete_one(doc! {"_id": oid(id)})
+            .await
+            .map_err(classify)?;
+        Ok(done.deleted_count > 0)
+    }
+
+    async fn health_check(&self) -> Result<(), StoreError> {
+        self.client
+            .database("admin")
+            .run_command(doc! {"ping": 1})
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.client.clone().shutdown().await;
+    }
+}
+
+/// JSON text <-> BSON, keeping key order.
+///
+/// JSON -> BSON: integers that fit i32 become Int32, those that fit i64
+/// Int64 (the old Node driver turned every non-int32 integer into a double;
+/// Int64 keeps precision up to 2^63), anything larger or with a fraction or
+/// exponent a Double. BSON -> JSON prints numbers the way JavaScript's
+/// `JSON.stringify` (the old service's `res.json()`) did: a Double with no
+/// fraction as an integer, so `1.0` reads back as `1`.
+pub(crate) mod bson_json {
+    use std::fmt;
+
+    use bson::Bson;
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    use super::super::StoreError;
+    use crate::domain::{DocId, Document};
+
+    struct ToBson;
+
+    impl<'de> DeserializeSeed<'de> for ToBson {
+        type Value = Bson;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Bson, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for ToBson {
+        type Value = Bson;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Bson, E> {
+            Ok(Bson::Boolean(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Bson, E> {
+            Ok(i32::try_from(v).map(Bson::Int32).unwrap_or(Bson::Int64(v)))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Bson, E> {
+            Ok(match i64::try_from(v) {
+                Ok(v) => i32::try_from(v).map(Bson::Int32).unwrap_or(Bson::Int64(v)),
+                Err(_) => Bson::Double(v as f64),
+            })
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Bson, E> {
+            Ok(Bson::Double(v))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Bson, E> {
+            Ok(Bson::String(v.to_owned()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Bson, E> {
+            Ok(Bson::String(v))
+        }
+        fn visit_unit<E>(self) -> Result<Bson, E> {
+            Ok(Bson::Null)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Bson, A::Error> {
+            let mut out = Vec::new();
+            while let Some(v) = seq.next_element_seed(ToBson)? {
+                out.push(v);
+            }
+            Ok(Bson::Array(out))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Bson, A::Error> {
+            // bson::Document keeps insertion order; a repeated key keeps its
+            // first position and its last value, as JavaScript's JSON.parse.
+            let mut out = bson::Document::new();
+            while let Some(k) = map.next_key::<String>()? {
+                let v = map.next_value_seed(ToBson)?;
+                out.insert(k, v);
+            }
+            Ok(Bson::Document(out))
+        }
+    }
+
+    /// The document to store: `_id` first, then the client's fields.
+    pub fn to_bson(id: &DocId, document: &Document) -> Result<bson::Document, StoreError> {
+        let mut de = serde_json::Deserializer::from_str(document.as_str());
+        let parsed = ToBson.deserialize(&mut de).map_err(|e| {
+            StoreError::Other(anyhow::anyhow!(
+                "a parsed document did not convert to BSON: {e}"
+            ))
+        })?;
+        let Bson::Document(fields) = parsed else {
+            return Err(StoreError::Other(anyhow::anyhow!(
+                "a parsed document is not an object"
+            )));
+        };
+        let mut out = bson::Document::new();
+        out.insert("_id", super::oid(id));
+        out.extend(fields);
+        Ok(out)
+    }
+
+    /// A stored document as JSON text without its `_id` (the API puts it first).
+    pub fn to_document(stored: &bson::Document) -> Result<Document, StoreError> {
+        let mut out = String::with_capacity(128);
+        write_doc(&mut out, stored, true);
+        Ok(Document::from_stored(out))
+    }
+
+    fn write_doc(out: &mut String, d: &bson::Document, skip_id: bool) {
+        out.push('{');
+        let mut first = true;
+        for (k, v) in d {
+            if skip_id && k == "_id" {
+                continue;
+            }
+            // JSON.stringify drops undefined-valued keys.
+            if matches!(v, Bson::Undefined) {
+                continue;
+            }
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            write_str(out, k);
+            out.push(':');
+            write_value(out, v);
+        }
+        out.push('}');
+    }
+
+    fn write_str(out: &mut String, s: &str) {
+        // serde_json escapes exactly what JSON.stringify escapes for valid
+        // UTF-8: quote, backslash and control characters.
+        out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+    }
+
+    fn write_value(out: &mut String, v: &Bson) {
+        match v {
+            Bson::Double(f) => write_f64(out, *f),
+            Bson::Int32(i) => out.push_str(&i.to_string()),
+            Bson::Int64(i) => out.push_str(&i.to_string()),
+            Bson::String(s) => write_str(out, s),
+            Bson::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
+            Bson::Null | Bson::Undefined => out.push_str("null"),
+            Bson::Document(d) => write_doc(out, d, false),
+            Bson::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_value(out, item);
+                }
+                out.push(']');
+            }
+            Bson::ObjectId(o) => write_str(out, &o.to_hex()),
+            // Date.prototype.toJSON: ISO 8601 with milliseconds, UTC.
+            Bson::DateTime(dt) => match dt.try_to_rfc3339_string() {
+                Ok(s) => write_str(out, &s),
+                Err(_) => out.push_str("null"),
+            },
+            // The Node driver's Decimal128.toJSON.
+            Bson::Decimal128(d) => {
+                out.push_str("{\"$numberDecimal\":");
+                write_str(out, &d.to_string());
+                out.push('}');
+            }
+            // Binary, regex, timestamps, ...: the relaxed Extended JSON form.
+            other => {
+                let ext = other.clone().into_relaxed_extjson();
+                out.push_str(&serde_json::to_string(&ext).unwrap_or_else(|_| "null".into()));
+            }
+        }
+    }
+
+    /// JavaScript's number-to-string for JSON: integers below 1e21 without a
+    /// fraction, NaN and infinities as null, otherwise the shortest
+    /// round-tripping form with JavaScript's `e+` exponent spelling.
+    fn write_f64(out: &mut String, f: f64) {
+        if !f.is_finite() {
+            out.push_str("null");
+        } else if f.fract() == 0.0 && f.abs() < 1e21 {
+            out.push_str(&(f as i128).to_string());
+        } else {
+            let text = serde_json::Number::from_f64(f)
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "null".into());
+            match text.find('e') {
+                Some(at) if !text[at + 1..].starts_with(['-', '+']) => {
+                    out.push_str(&text[..=at]);
+                    out.push('+');
+                    out.push_str(&text[at + 1..]);
+                }
+                _ => out.push_str(&text),
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn round_trip(json: &str) -> String {
+            let id = DocId::generate();
+            let doc = Document::parse(json.as_bytes()).expect("valid");
+            let stored = to_bson(&id, &doc).expect("converts");
+            assert_eq!(stored.keys().next().map(String::as_str), Some("_id"));
+            to_document(&stored).expect("converts back").into_string()
+        }
+
+        #[test]
+        fn keeps_order_strings_and_integers() {
+            let json = r#"{"z":1,"a":"é \" \\ \n","m":[true,null,{"y":2,"b":3}],"big":9007199254740993,"neg":-2147483649}"#;
+            let back = round_trip(json);
+            assert_eq!(
+                back,
+                r#"{"z":1,"a":"é \" \\ \n","m":[true,null,{"y":2,"b":3}],"big":9007199254740993,"neg":-2147483649}"#
+            );
+        }
+
+        #[test]
+        fn documents_the_differences_javascript_had() {
+            assert_eq!(
+                round_trip(r#"{"f":1.0,"g":1.5,"e":1e2,"s":"\u00e9"}"#),
+                r#"{"f":1,"g":1.5,"e":100,"s":"é"}"#
+            );
+            // Beyond i64: a double, as the old Node service stored it.
+            assert_eq!(
+                round_trip(r#"{"h":12345678901234567890123}"#),
+                r#"{"h":1.2345678901234568e+22}"#
+            );
+        }
+    }
+}
