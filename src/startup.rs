@@ -15,6 +15,8 @@ use crate::internal_client::InternalClientConfig;
 use crate::settings::{HttpSettings, Mode, Settings};
 use crate::storage::{self, Store};
 use crate::telemetry::Diagnostics;
+use crate::telemetry::kinesis_sink::KinesisSink;
+use crate::telemetry::otel;
 use crate::telemetry::names::{APP_ID_INTERNAL, APP_ID_PUBLIC};
 use crate::notify;
 
@@ -23,6 +25,7 @@ pub struct Application {
     public: Option<(SocketAddr, Server)>,
     internal: Option<(SocketAddr, Server)>,
     store: Option<Arc<dyn Store>>,
+    kinesis: Option<KinesisSink>,
 }
 
 fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
@@ -52,6 +55,15 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let mode = settings.mode;
         let shutdown = Duration::from_secs(settings.shutdown.timeout_secs);
+        // One sink for the process; each tier's frames carry its own appId.
+        let kinesis = match settings.kinesis_enabled() {
+            true => Some(KinesisSink::start(&settings.kinesis).await?),
+            false => None,
+        };
+        let diagnostics = |app_id| match &kinesis {
+            Some(sink) => sink.diagnostics(app_id),
+            None => Diagnostics::disabled(app_id),
+        };
 
         let mut internal = None;
         let mut store = None;
@@ -61,11 +73,12 @@ impl Application {
             let addr = listener.local_addr()?;
             let state = web::Data::new(internal::InternalState {
                 store: opened.clone(),
-                diagnostics: Diagnostics::disabled(APP_ID_INTERNAL),
+                diagnostics: diagnostics(APP_ID_INTERNAL),
             });
             let max_body = settings.internal.max_body_bytes;
             let server = HttpServer::new(move || {
                 App::new()
+                    .wrap(actix_web::middleware::from_fn(otel::request_telemetry))
                     .app_data(state.clone())
                     .app_data(web::PayloadConfig::new(max_body))
                     .configure(internal::routes)
@@ -90,12 +103,13 @@ impl Application {
             let listener = bind(settings.public.listen.context("public.listen unresolved")?, "public")?;
             let addr = listener.local_addr()?;
             let max_body = settings.public.max_body_bytes;
-            let diagnostics = Diagnostics::disabled(APP_ID_PUBLIC);
+            let diagnostics = diagnostics(APP_ID_PUBLIC);
             let server = HttpServer::new(move || {
                 // One client per worker keeps each worker's pooled
                 // connections on its own runtime.
                 let internal = client.build().expect("the client config was validated at start-up");
                 App::new()
+                    .wrap(actix_web::middleware::from_fn(otel::request_telemetry))
                     .app_data(web::Data::new(public::PublicState {
                         internal,
                         diagnostics: diagnostics.clone(),
@@ -115,6 +129,7 @@ impl Application {
             public,
             internal,
             store,
+            kinesis,
         })
     }
 
@@ -168,6 +183,10 @@ impl Application {
         if let Some(store) = &self.store {
             store.close().await;
         }
+        // Telemetry flushes last, so it carries the drain's own frames.
+        if let Some(sink) = self.kinesis {
+            sink.shutdown(tokio::time::Instant::now() + telemetry_flush_budget(&self.settings)).await;
+        }
         match unexpected {
             None => Ok(()),
             Some(Ok(Ok(()))) => anyhow::bail!("a server stopped unexpectedly"),
@@ -175,6 +194,13 @@ impl Application {
             Some(Err(e)) => Err(anyhow::Error::new(e).context("a server task panicked")),
         }
     }
+}
+
+/// How long telemetry may take to flush at shutdown: a slice of the
+/// shutdown deadline, so a Kinesis or collector outage cannot hold the
+/// process past what systemd and the load balancer allow.
+pub fn telemetry_flush_budget(settings: &Settings) -> Duration {
+    Duration::from_secs(settings.shutdown.timeout_secs.clamp(1, 10))
 }
 
 /// Fires `token` on the first SIGTERM or SIGINT.
