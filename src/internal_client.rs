@@ -32,7 +32,9 @@ impl InternalClientConfig {
             timeout: Duration::from_millis(settings.internal_timeout_ms),
             pool_max_idle: settings.internal_pool_max_idle,
         };
-        config.build().context("building the client for the internal tier")?;
+        config
+            .build()
+            .context("building the client for the internal tier")?;
         Ok(config)
     }
 
@@ -108,7 +110,12 @@ struct Created {
 }
 
 impl InternalClient {
-    fn request(&self, method: reqwest::Method, path: &str, trace: Option<&TraceToken>) -> reqwest::RequestBuilder {
+    fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        trace: Option<&TraceToken>,
+    ) -> reqwest::RequestBuilder {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(trace) = trace {
             req = req.header(TRACE_HEADER, trace.as_str());
@@ -118,7 +125,10 @@ impl InternalClient {
 
     /// Sends with a client span (its `traceparent` goes along, so the
     /// internal tier's span joins the same trace) and a latency measurement.
-    async fn send(span: &str, mut req: reqwest::RequestBuilder) -> Result<(StatusCode, Bytes), InternalError> {
+    async fn send(
+        span: &str,
+        mut req: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, Bytes), InternalError> {
         let call = DependencyCall::start(names::PEER_INTERNAL, span.to_owned());
         for (name, value) in call.propagation_headers() {
             req = req.header(name, value);
@@ -126,7 +136,10 @@ impl InternalClient {
         let result = async {
             let response = req.send().await.map_err(InternalError::from_reqwest)?;
             let status = response.status();
-            let body = response.bytes().await.map_err(InternalError::from_reqwest)?;
+            let body = response
+                .bytes()
+                .await
+                .map_err(InternalError::from_reqwest)?;
             Ok((status, body))
         }
         .await;
@@ -144,7 +157,11 @@ impl InternalClient {
     }
 
     /// The stored document as JSON bytes (`_id` first), or None on 404.
-    pub async fn get_cache(&self, id: &DocId, trace: Option<&TraceToken>) -> Result<Option<Bytes>, InternalError> {
+    pub async fn get_cache(
+        &self,
+        id: &DocId,
+        trace: Option<&TraceToken>,
+    ) -> Result<Option<Bytes>, InternalError> {
         let req = self.request(reqwest::Method::GET, &format!("/api/cache/{id}"), trace);
         match Self::send("GET /api/cache/{id}", req).await? {
             (StatusCode::OK, body) => Ok(Some(body)),
@@ -154,17 +171,22 @@ impl InternalClient {
     }
 
     /// Stores a document; returns its id.
-    pub async fn create(&self, document: String, trace: Option<&TraceToken>) -> Result<DocId, InternalError> {
+    pub async fn create(
+        &self,
+        document: String,
+        trace: Option<&TraceToken>,
+    ) -> Result<DocId, InternalError> {
         let req = self
             .request(reqwest::Method::POST, "/api/cache", trace)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(document);
         match Self::send("POST /api/cache", req).await? {
             (StatusCode::OK, body) => {
-                let created: Created =
-                    serde_json::from_slice(&body).map_err(|e| InternalError::BadResponse(e.to_string()))?;
-                DocId::parse(&created.id)
-                    .ok_or_else(|| InternalError::BadResponse(format!("malformed id {:?}", created.id)))
+                let created: Created = serde_json::from_slice(&body)
+                    .map_err(|e| InternalError::BadResponse(e.to_string()))?;
+                DocId::parse(&created.id).ok_or_else(|| {
+                    InternalError::BadResponse(format!("malformed id {:?}", created.id))
+                })
             }
             (status, body) => Err(Self::unexpected(status, &body)),
         }
@@ -172,7 +194,12 @@ impl InternalClient {
 
     /// Whether the internal tier's process answers (its liveness route).
     pub async fn live(&self) -> Result<(), InternalError> {
-        match Self::send("GET /api/health/live", self.request(reqwest::Method::GET, "/api/health/live", None)).await? {
+        match Self::send(
+            "GET /api/health/live",
+            self.request(reqwest::Method::GET, "/api/health/live", None),
+        )
+        .await?
+        {
             (StatusCode::OK, _) => Ok(()),
             (status, body) => Err(Self::unexpected(status, &body)),
         }

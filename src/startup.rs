@@ -12,13 +12,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::http::{common, internal, public};
 use crate::internal_client::InternalClientConfig;
+use crate::notify;
 use crate::settings::{HttpSettings, Mode, Settings};
 use crate::storage::{self, Store};
 use crate::telemetry::Diagnostics;
 use crate::telemetry::kinesis_sink::KinesisSink;
-use crate::telemetry::otel;
 use crate::telemetry::names::{APP_ID_INTERNAL, APP_ID_PUBLIC};
-use crate::notify;
+use crate::telemetry::otel;
 
 pub struct Application {
     settings: Settings,
@@ -29,7 +29,8 @@ pub struct Application {
 }
 
 fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    let listener = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr} for the {what} tier"))?;
+    let listener = TcpListener::bind(addr)
+        .with_context(|| format!("cannot listen on {addr} for the {what} tier"))?;
     listener.set_nonblocking(true)?;
     Ok(listener)
 }
@@ -46,7 +47,11 @@ macro_rules! with_limits {
             .max_connections(http.max_connections)
             .shutdown_timeout($shutdown.as_secs())
             .disable_signals();
-        if http.workers > 0 { server.workers(http.workers) } else { server }
+        if http.workers > 0 {
+            server.workers(http.workers)
+        } else {
+            server
+        }
     }};
 }
 
@@ -69,7 +74,13 @@ impl Application {
         let mut store = None;
         if mode.runs_internal() {
             let opened = storage::open(&settings).await?;
-            let listener = bind(settings.internal.listen.context("internal.listen unresolved")?, "internal")?;
+            let listener = bind(
+                settings
+                    .internal
+                    .listen
+                    .context("internal.listen unresolved")?,
+                "internal",
+            )?;
             let addr = listener.local_addr()?;
             let state = web::Data::new(internal::InternalState {
                 store: opened.clone(),
@@ -85,7 +96,9 @@ impl Application {
                     .configure(|cfg| common::routes(cfg, mode))
                     .default_service(web::to(common::not_found))
             });
-            let server = with_limits!(server, &settings.http, shutdown).listen(listener)?.run();
+            let server = with_limits!(server, &settings.http, shutdown)
+                .listen(listener)?
+                .run();
             tracing::info!(%addr, backend = opened.backend(), "internal tier listening");
             internal = Some((addr, server));
             store = Some(opened);
@@ -100,14 +113,19 @@ impl Application {
                 _ => settings.public.internal_url.clone(),
             };
             let client = InternalClientConfig::new(&settings.public, &internal_url)?;
-            let listener = bind(settings.public.listen.context("public.listen unresolved")?, "public")?;
+            let listener = bind(
+                settings.public.listen.context("public.listen unresolved")?,
+                "public",
+            )?;
             let addr = listener.local_addr()?;
             let max_body = settings.public.max_body_bytes;
             let diagnostics = diagnostics(APP_ID_PUBLIC);
             let server = HttpServer::new(move || {
                 // One client per worker keeps each worker's pooled
                 // connections on its own runtime.
-                let internal = client.build().expect("the client config was validated at start-up");
+                let internal = client
+                    .build()
+                    .expect("the client config was validated at start-up");
                 App::new()
                     .wrap(actix_web::middleware::from_fn(otel::request_telemetry))
                     .app_data(web::Data::new(public::PublicState {
@@ -119,7 +137,9 @@ impl Application {
                     .configure(|cfg| common::routes(cfg, mode))
                     .default_service(web::to(common::not_found))
             });
-            let server = with_limits!(server, &settings.http, shutdown).listen(listener)?.run();
+            let server = with_limits!(server, &settings.http, shutdown)
+                .listen(listener)?
+                .run();
             tracing::info!(%addr, internal = %internal_url, "public tier listening");
             public = Some((addr, server));
         }
@@ -150,10 +170,11 @@ impl Application {
     /// internal tier, then storage. Returns an error if a server stopped on
     /// its own.
     pub async fn run_until_stopped(self, stop: CancellationToken) -> anyhow::Result<()> {
-        let handles: Vec<(&str, ServerHandle)> = [("public", &self.public), ("internal", &self.internal)]
-            .into_iter()
-            .filter_map(|(name, s)| s.as_ref().map(|(_, server)| (name, server.handle())))
-            .collect();
+        let handles: Vec<(&str, ServerHandle)> =
+            [("public", &self.public), ("internal", &self.internal)]
+                .into_iter()
+                .filter_map(|(name, s)| s.as_ref().map(|(_, server)| (name, server.handle())))
+                .collect();
         let mut tasks = Vec::new();
         for (_, server) in [self.public, self.internal].into_iter().flatten() {
             tasks.push(tokio::spawn(server));
@@ -185,7 +206,8 @@ impl Application {
         }
         // Telemetry flushes last, so it carries the drain's own frames.
         if let Some(sink) = self.kinesis {
-            sink.shutdown(tokio::time::Instant::now() + telemetry_flush_budget(&self.settings)).await;
+            sink.shutdown(tokio::time::Instant::now() + telemetry_flush_budget(&self.settings))
+                .await;
         }
         match unexpected {
             None => Ok(()),

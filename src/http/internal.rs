@@ -50,7 +50,10 @@ async fn health(state: web::Data<InternalState>) -> HttpResponse {
         Ok(()) => text(StatusCode::OK, "Healthy"),
         Err(e) => {
             tracing::warn!(backend = state.store.backend(), error = %e, "readiness check failed");
-            text(StatusCode::SERVICE_UNAVAILABLE, "Unhealthy: storage unreachable")
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unhealthy: storage unreachable",
+            )
         }
     }
 }
@@ -59,7 +62,9 @@ async fn read(req: HttpRequest, state: web::Data<InternalState>) -> Result<HttpR
     let trace = trace_of(&req);
     let raw = req.match_info().get("id").unwrap_or_default();
     let Some(id) = DocId::parse(raw) else {
-        state.diagnostics.log(trace.as_ref(), "read rejected: malformed cacheId");
+        state
+            .diagnostics
+            .log(trace.as_ref(), "read rejected: malformed cacheId");
         return Err(ApiError::bad_request("malformed cacheId"));
     };
     match state.store.get(&id).await {
@@ -68,7 +73,9 @@ async fn read(req: HttpRequest, state: web::Data<InternalState>) -> Result<HttpR
             Ok(json(StatusCode::OK, doc.to_json_with_id(&id)))
         }
         Ok(None) => {
-            state.diagnostics.log(trace.as_ref(), format!("read {id}: not found"));
+            state
+                .diagnostics
+                .log(trace.as_ref(), format!("read {id}: not found"));
             Err(ApiError::not_found("cacheId not found"))
         }
         Err(e) => Err(storage_error(&state, trace.as_ref(), e)),
@@ -80,10 +87,16 @@ struct Created<'a> {
     id: &'a str,
 }
 
-async fn create(req: HttpRequest, body: web::Bytes, state: web::Data<InternalState>) -> Result<HttpResponse, ApiError> {
+async fn create(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<InternalState>,
+) -> Result<HttpResponse, ApiError> {
     let trace = trace_of(&req);
     let doc = Document::parse(&body).map_err(|e| {
-        state.diagnostics.log(trace.as_ref(), format!("create rejected: {e}"));
+        state
+            .diagnostics
+            .log(trace.as_ref(), format!("create rejected: {e}"));
         match e {
             DocumentError::NotAnObject => ApiError::bad_request("missing body"),
             DocumentError::HasId => ApiError::bad_request("_id is assigned by the server"),
@@ -95,7 +108,10 @@ async fn create(req: HttpRequest, body: web::Bytes, state: web::Data<InternalSta
         .insert(&id, &doc)
         .await
         .map_err(|e| storage_error(&state, trace.as_ref(), e))?;
-    state.diagnostics.log(trace.as_ref(), format!("stored {id}"));
-    let body = serde_json::to_string(&Created { id: id.as_str() }).map_err(|e| ApiError::internal(&e))?;
+    state
+        .diagnostics
+        .log(trace.as_ref(), format!("stored {id}"));
+    let body =
+        serde_json::to_string(&Created { id: id.as_str() }).map_err(|e| ApiError::internal(&e))?;
     Ok(json(StatusCode::OK, body))
 }

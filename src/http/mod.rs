@@ -22,7 +22,10 @@ pub fn text(status: StatusCode, body: &'static str) -> HttpResponse {
         .body(body)
 }
 
-pub fn json<B: actix_web::body::MessageBody + 'static>(status: StatusCode, body: B) -> HttpResponse {
+pub fn json<B: actix_web::body::MessageBody + 'static>(
+    status: StatusCode,
+    body: B,
+) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((CONTENT_TYPE, HeaderValue::from_static(JSON)))
         .body(body)

@@ -42,12 +42,15 @@ fn resolve_storage(s: &mut Settings, vars: &HashMap<String, String>) -> anyhow::
     let explicit_url = vars.contains_key("CINEMO__STORAGE__URL");
 
     let scheme_of = |url: &str, what: &str| {
-        StorageType::from_url(url).with_context(|| format!("{what} has an unknown scheme: {}", redact_url(url)))
+        StorageType::from_url(url)
+            .with_context(|| format!("{what} has an unknown scheme: {}", redact_url(url)))
     };
     let kind = match s.storage.kind {
         Some(kind) => kind,
         // CINEMO__STORAGE__URL beats the conventions, which beat the files.
-        None if explicit_url => scheme_of(s.storage.url.as_deref().unwrap_or_default(), "storage.url")?,
+        None if explicit_url => {
+            scheme_of(s.storage.url.as_deref().unwrap_or_default(), "storage.url")?
+        }
         None => match (&database_url, &mongodb_url, &s.storage.url) {
             (Some(url), None, _) => scheme_of(url, "DATABASE_URL")?,
             (None, Some(_), _) => StorageType::Mongodb,
@@ -76,7 +79,11 @@ fn resolve_storage(s: &mut Settings, vars: &HashMap<String, String>) -> anyhow::
         None => bail!(
             "storage.type is {} but no connection string is set (storage.url, CINEMO__STORAGE__URL or {})",
             kind.as_str(),
-            if kind == StorageType::Mongodb { "MONGODB_URL" } else { "DATABASE_URL" }
+            if kind == StorageType::Mongodb {
+                "MONGODB_URL"
+            } else {
+                "DATABASE_URL"
+            }
         ),
         Some(url) => {
             let named = StorageType::from_url(url);
@@ -98,8 +105,12 @@ fn resolve_storage(s: &mut Settings, vars: &HashMap<String, String>) -> anyhow::
 
 fn validate(s: &Settings) -> anyhow::Result<()> {
     if s.mode.runs_public() {
-        let url = reqwest::Url::parse(&s.public.internal_url)
-            .with_context(|| format!("public.internal_url {:?} is not a URL", s.public.internal_url))?;
+        let url = reqwest::Url::parse(&s.public.internal_url).with_context(|| {
+            format!(
+                "public.internal_url {:?} is not a URL",
+                s.public.internal_url
+            )
+        })?;
         ensure!(
             matches!(url.scheme(), "http" | "https") && url.host().is_some(),
             "public.internal_url must be an http:// or https:// URL with a host, not {:?}",
@@ -126,7 +137,7 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
         tls.client_ca_file.is_none() || tls.cert_file.is_some(),
         "internal.tls.client_ca_file needs internal.tls.cert_file and key_file"
     );
-    if s.mode == Mode::All {
+    if s.mode == Mode::All && s.public.listen.is_some_and(|a| a.port() != 0) {
         ensure!(
             s.public.listen != s.internal.listen,
             "public.listen and internal.listen are both {} in all mode",
@@ -134,24 +145,45 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
         );
     }
     for (name, value) in [
-        ("public.internal_connect_timeout_ms", s.public.internal_connect_timeout_ms),
+        (
+            "public.internal_connect_timeout_ms",
+            s.public.internal_connect_timeout_ms,
+        ),
         ("public.internal_timeout_ms", s.public.internal_timeout_ms),
         ("storage.connect_timeout_ms", s.storage.connect_timeout_ms),
         ("storage.timeout_ms", s.storage.timeout_ms),
-        ("http.request_head_timeout_ms", s.http.request_head_timeout_ms),
+        (
+            "http.request_head_timeout_ms",
+            s.http.request_head_timeout_ms,
+        ),
         ("shutdown.timeout_secs", s.shutdown.timeout_secs),
     ] {
         ensure!(value > 0, "{name} must be greater than 0");
     }
-    ensure!(s.storage.max_connections > 0, "storage.max_connections must be greater than 0");
-    ensure!(s.public.max_body_bytes >= 64, "public.max_body_bytes is too small");
-    ensure!(s.internal.max_body_bytes >= 64, "internal.max_body_bytes is too small");
+    ensure!(
+        s.storage.max_connections > 0,
+        "storage.max_connections must be greater than 0"
+    );
+    ensure!(
+        s.public.max_body_bytes >= 64,
+        "public.max_body_bytes is too small"
+    );
+    ensure!(
+        s.internal.max_body_bytes >= 64,
+        "internal.max_body_bytes is too small"
+    );
     if s.kinesis_enabled() {
         ensure!(
-            s.kinesis.stream_name.as_deref().is_some_and(|n| !n.is_empty()),
+            s.kinesis
+                .stream_name
+                .as_deref()
+                .is_some_and(|n| !n.is_empty()),
             "kinesis.enabled is true but kinesis.stream_name is not set"
         );
-        ensure!(s.kinesis.buffer_capacity > 0, "kinesis.buffer_capacity must be greater than 0");
+        ensure!(
+            s.kinesis.buffer_capacity > 0,
+            "kinesis.buffer_capacity must be greater than 0"
+        );
         ensure!(
             (1..=500).contains(&s.kinesis.batch_max_records),
             "kinesis.batch_max_records must be between 1 and 500 (the PutRecords limit)"
@@ -181,6 +213,10 @@ pub fn redact_url(url: &str) -> String {
     };
     let userinfo = &authority[..at];
     let user = userinfo.split(':').next().unwrap_or("");
-    let redacted = if userinfo.contains(':') { format!("{user}:***") } else { user.to_owned() };
+    let redacted = if userinfo.contains(':') {
+        format!("{user}:***")
+    } else {
+        user.to_owned()
+    };
     format!("{}{}{}", &url[..scheme_end + 3], redacted, &rest[at..])
 }

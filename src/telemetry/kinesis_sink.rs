@@ -290,7 +290,10 @@ impl Worker {
         };
         let record = Record { data, key };
         if record.size() > MAX_BYTES_PER_RECORD {
-            self.stats.set_error("RecordTooLarge", format!("dropped a {} byte frame", record.size()));
+            self.stats.set_error(
+                "RecordTooLarge",
+                format!("dropped a {} byte frame", record.size()),
+            );
             self.stats.drop_records(1);
             otel::metrics().kinesis_records(names::RESULT_DROPPED, 1);
             return;
@@ -301,7 +304,8 @@ impl Worker {
     }
 
     fn batch_full(&self) -> bool {
-        self.pending.len() >= self.tuning.batch_max_records || self.pending_bytes >= MAX_BYTES_PER_CALL
+        self.pending.len() >= self.tuning.batch_max_records
+            || self.pending_bytes >= MAX_BYTES_PER_CALL
     }
 
     /// Moves the next batch (within the call limits) from `pending` to
@@ -405,18 +409,25 @@ impl Worker {
             };
             match code {
                 None => sent += 1,
-                Some(code) if RETRYABLE_RECORD_ERRORS.contains(&code.as_str()) || code == "MissingResult" => {
-                    self.stats.set_error(&code, format!("record failed: {code}"));
+                Some(code)
+                    if RETRYABLE_RECORD_ERRORS.contains(&code.as_str())
+                        || code == "MissingResult" =>
+                {
+                    self.stats
+                        .set_error(&code, format!("record failed: {code}"));
                     retry.push(record);
                 }
                 Some(code) => {
-                    self.stats.set_error(&code, format!("record rejected: {code}"));
+                    self.stats
+                        .set_error(&code, format!("record rejected: {code}"));
                     dropped += 1;
                 }
             }
         }
         self.stats.sent.fetch_add(sent, Ordering::Relaxed);
-        self.stats.in_flight.fetch_sub(total - retry.len() as u64, Ordering::Relaxed);
+        self.stats
+            .in_flight
+            .fetch_sub(total - retry.len() as u64, Ordering::Relaxed);
         otel::metrics().kinesis_records(names::RESULT_SENT, sent);
         if dropped > 0 {
             self.stats.drop_records(dropped as usize);
@@ -456,11 +467,18 @@ impl Worker {
         if flushed.is_err() {
             let left = self.in_flight.len() + self.pending.len();
             self.stats.drop_records(left);
-            self.stats.in_flight.fetch_sub(left as u64, Ordering::Relaxed);
+            self.stats
+                .in_flight
+                .fetch_sub(left as u64, Ordering::Relaxed);
             otel::metrics().kinesis_records(names::RESULT_DROPPED, left as u64);
             tracing::warn!(target: "cinemo::kinesis", left, "shutdown deadline reached with frames unsent");
         }
-        let last_error = self.stats.last_error.lock().map(|e| e.clone()).unwrap_or_default();
+        let last_error = self
+            .stats
+            .last_error
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default();
         tracing::info!(
             target: "cinemo::kinesis",
             sent = self.stats.sent.load(Ordering::Relaxed),

@@ -77,7 +77,9 @@ pub fn init(settings: &Settings) -> anyhow::Result<Option<OtelGuard>> {
         .with_max_queue_size(8192)
         .with_scheduled_delay(interval.min(Duration::from_secs(5)))
         .build();
-    let processor = BatchSpanProcessor::builder(span_exporter).with_batch_config(batch).build();
+    let processor = BatchSpanProcessor::builder(span_exporter)
+        .with_batch_config(batch)
+        .build();
     let tracer = SdkTracerProvider::builder()
         .with_span_processor(processor)
         .with_resource(resource)
@@ -105,7 +107,10 @@ fn resource(settings: &Settings) -> Resource {
         .with_attributes([
             KeyValue::new("service.version", build_info::VERSION),
             KeyValue::new(RESOURCE_MODE, settings.mode.as_str()),
-            KeyValue::new("deployment.environment", environment.unwrap_or_else(|| "dev".into())),
+            KeyValue::new(
+                "deployment.environment",
+                environment.unwrap_or_else(|| "dev".into()),
+            ),
             KeyValue::new("host.name", host),
             KeyValue::new("service.instance.id", instance),
         ])
@@ -117,11 +122,13 @@ impl OtelGuard {
     /// calls block, so they run on their own thread.
     pub fn shutdown(self, deadline: Duration) {
         let (done_tx, done_rx) = std::sync::mpsc::channel();
-        let spawned = std::thread::Builder::new().name("otel-shutdown".into()).spawn(move || {
-            let _ = self.tracer.shutdown_with_timeout(deadline);
-            let _ = self.meters.shutdown_with_timeout(deadline);
-            let _ = done_tx.send(());
-        });
+        let spawned = std::thread::Builder::new()
+            .name("otel-shutdown".into())
+            .spawn(move || {
+                let _ = self.tracer.shutdown_with_timeout(deadline);
+                let _ = self.meters.shutdown_with_timeout(deadline);
+                let _ = done_tx.send(());
+            });
         if spawned.is_ok() && done_rx.recv_timeout(deadline).is_err() {
             tracing::warn!("OpenTelemetry flush did not finish before the shutdown deadline");
         }
@@ -184,7 +191,8 @@ impl Instruments {
 
     pub fn kinesis_records(&self, result: &'static str, n: u64) {
         if n > 0 {
-            self.kinesis_records.add(n, &[KeyValue::new(ATTR_RESULT, result)]);
+            self.kinesis_records
+                .add(n, &[KeyValue::new(ATTR_RESULT, result)]);
         }
     }
 
@@ -195,7 +203,10 @@ impl Instruments {
 }
 
 /// `cinemo.kinesis.buffered`: frames queued plus frames the sink holds.
-pub fn register_kinesis_gauges(stats: std::sync::Arc<super::kinesis_sink::SinkStats>, probe: mpsc::Sender<Frame>) {
+pub fn register_kinesis_gauges(
+    stats: std::sync::Arc<super::kinesis_sink::SinkStats>,
+    probe: mpsc::Sender<Frame>,
+) {
     let meter = global::meter(METER_NAME);
     // The meter keeps the callback registered; the handle is not needed.
     let _gauge = meter
@@ -245,8 +256,15 @@ pub async fn request_telemetry(
     if let Some(route) = &route {
         attributes.push(KeyValue::new(ATTR_HTTP_ROUTE, route.clone()));
     }
-    if let Some(token) = req.headers().get(TRACE_HEADER).and_then(|v| v.to_str().ok()) {
-        let token: String = token.chars().take(crate::domain::TraceToken::MAX_LEN).collect();
+    if let Some(token) = req
+        .headers()
+        .get(TRACE_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        let token: String = token
+            .chars()
+            .take(crate::domain::TraceToken::MAX_LEN)
+            .collect();
         attributes.push(KeyValue::new(SPAN_ATTR_X_TRACE, token));
     }
     let name = match &route {
@@ -330,7 +348,10 @@ impl DependencyCall {
         span.end();
         metrics().dependency_duration.record(
             self.start.elapsed().as_secs_f64(),
-            &[KeyValue::new(ATTR_PEER, self.peer), KeyValue::new(ATTR_OUTCOME, outcome)],
+            &[
+                KeyValue::new(ATTR_PEER, self.peer),
+                KeyValue::new(ATTR_OUTCOME, outcome),
+            ],
         );
     }
 }

@@ -55,10 +55,19 @@ impl Cinemo {
             .arg(mode)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env_remove("CINEMO_ENV")
-            .env("CINEMO_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+            .env(
+                "CINEMO_CONFIG_DIR",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+            )
             .env("CINEMO__PUBLIC__LISTEN", format!("127.0.0.1:{public_port}"))
-            .env("CINEMO__INTERNAL__LISTEN", format!("127.0.0.1:{internal_port}"))
-            .env("CINEMO__STORAGE__URL", format!("sqlite://{}/cinemo.db", dir.path().display()))
+            .env(
+                "CINEMO__INTERNAL__LISTEN",
+                format!("127.0.0.1:{internal_port}"),
+            )
+            .env(
+                "CINEMO__STORAGE__URL",
+                format!("sqlite://{}/cinemo.db", dir.path().display()),
+            )
             .env("CINEMO__OTLP__ENABLED", "false")
             .env("CINEMO__HTTP__WORKERS", "2")
             .env("CINEMO__LOG__LEVEL", "info")
@@ -101,7 +110,11 @@ impl Cinemo {
             if let Some(Ok(Some(status))) = app.child.as_mut().map(|c| c.try_wait()) {
                 panic!("cinemo exited before it was ready: {status}\n{}", app.log());
             }
-            assert!(Instant::now() < deadline, "cinemo did not become ready:\n{}", app.log());
+            assert!(
+                Instant::now() < deadline,
+                "cinemo did not become ready:\n{}",
+                app.log()
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         app
@@ -128,18 +141,29 @@ impl Cinemo {
 
     /// SIGTERM, then waits for a clean exit (the drain and the flushes).
     pub async fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             match child.try_wait() {
                 Ok(Some(status)) => {
-                    assert!(status.success(), "cinemo exited with {status}:\n{}", self.log());
+                    assert!(
+                        status.success(),
+                        "cinemo exited with {status}:\n{}",
+                        self.log()
+                    );
                     // Let the reader thread take the last lines.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     return;
                 }
-                Ok(None) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(25)).await,
+                Ok(None) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(25)).await
+                }
                 _ => {
                     let _ = child.kill();
                     panic!("cinemo did not stop within 30 s:\n{}", self.log());
@@ -172,7 +196,9 @@ pub fn kinesalite_dir() -> Result<PathBuf, String> {
             return Ok(dir.clone());
         }
     }
-    Err(format!("kinesalite not found in {candidates:?} (run .ci/test, or ensure_node_tools from .ci/lib.sh)"))
+    Err(format!(
+        "kinesalite not found in {candidates:?} (run .ci/test, or ensure_node_tools from .ci/lib.sh)"
+    ))
 }
 
 /// Skips (prints `SKIPPED`) outside CI, fails in CI.
@@ -208,7 +234,9 @@ impl Kinesalite {
             .expect("starting node for kinesalite");
         let out = child.stdout.take().expect("kinesalite stdout");
         let mut line = String::new();
-        BufReader::new(out).read_line(&mut line).expect("kinesalite output");
+        BufReader::new(out)
+            .read_line(&mut line)
+            .expect("kinesalite output");
         assert_eq!(line.trim(), "ready", "kinesalite did not start");
         Kinesalite {
             child,
@@ -249,7 +277,12 @@ pub async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str, shards:
         .await
         .expect("CreateStream");
     for _ in 0..100 {
-        let d = client.describe_stream().stream_name(name).send().await.expect("DescribeStream");
+        let d = client
+            .describe_stream()
+            .stream_name(name)
+            .send()
+            .await
+            .expect("DescribeStream");
         if d.stream_description().map(|s| s.stream_status().as_str()) == Some("ACTIVE") {
             return;
         }
@@ -260,7 +293,12 @@ pub async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str, shards:
 
 /// Every record's data in the stream (all shards, from the start).
 pub async fn read_all(client: &aws_sdk_kinesis::Client, stream: &str) -> Vec<String> {
-    let shards = client.list_shards().stream_name(stream).send().await.expect("ListShards");
+    let shards = client
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .expect("ListShards");
     let mut out = Vec::new();
     for shard in shards.shards() {
         let it = client
@@ -273,7 +311,12 @@ pub async fn read_all(client: &aws_sdk_kinesis::Client, stream: &str) -> Vec<Str
             .expect("GetShardIterator");
         let mut iterator = it.shard_iterator().map(str::to_owned);
         while let Some(current) = iterator {
-            let page = client.get_records().shard_iterator(current).send().await.expect("GetRecords");
+            let page = client
+                .get_records()
+                .shard_iterator(current)
+                .send()
+                .await
+                .expect("GetRecords");
             if page.records().is_empty() {
                 break;
             }
@@ -309,7 +352,9 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start(target: SocketAddr) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("proxy bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("proxy bind");
         let addr = listener.local_addr().expect("proxy addr");
         let mode = Arc::new(AtomicU8::new(ProxyMode::Forward as u8));
         let m = mode.clone();
@@ -322,7 +367,8 @@ impl Proxy {
                     0 => {
                         let conn = tokio::spawn(async move {
                             if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
-                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound)
+                                    .await;
                             }
                         });
                         c.lock().unwrap().push(conn);
@@ -332,7 +378,12 @@ impl Proxy {
                 }
             }
         });
-        Proxy { addr, mode, task, conns }
+        Proxy {
+            addr,
+            mode,
+            task,
+            conns,
+        }
     }
 
     pub fn set(&self, mode: ProxyMode) {
@@ -392,9 +443,13 @@ pub struct FakeServer {
 }
 
 impl FakeServer {
-    pub async fn start(handler: impl Fn(Request) -> Response + Send + Sync + 'static) -> FakeServer {
+    pub async fn start(
+        handler: impl Fn(Request) -> Response + Send + Sync + 'static,
+    ) -> FakeServer {
         let handler: Handler = Arc::new(handler);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("fake bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("fake bind");
         let addr = listener.local_addr().expect("fake addr");
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -418,7 +473,10 @@ impl Drop for FakeServer {
     }
 }
 
-async fn serve_connection(mut stream: tokio::net::TcpStream, handler: Handler) -> std::io::Result<()> {
+async fn serve_connection(
+    mut stream: tokio::net::TcpStream,
+    handler: Handler,
+) -> std::io::Result<()> {
     let mut buf = Vec::new();
     loop {
         let head_end = loop {

@@ -13,8 +13,15 @@ const STREAM: &str = "cinemo-diagnostics";
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Seen {
-    Metric { app: String, name: String },
-    Log { app: String, trace: String, message: String },
+    Metric {
+        app: String,
+        name: String,
+    },
+    Log {
+        app: String,
+        trace: String,
+        message: String,
+    },
 }
 
 fn q(s: &str) -> String {
@@ -26,7 +33,9 @@ fn q(s: &str) -> String {
 fn frame(raw: &str) -> Seen {
     let v: serde_json::Value = serde_json::from_str(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
     let d = &v["data"];
-    let ts = d["timestamp"].as_i64().unwrap_or_else(|| panic!("no timestamp: {raw}"));
+    let ts = d["timestamp"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no timestamp: {raw}"));
     let app = d["appId"].as_str().unwrap().to_owned();
     match v["type"].as_str() {
         Some("metrics") => {
@@ -49,7 +58,11 @@ fn frame(raw: &str) -> Seen {
                 q(&message)
             );
             assert_eq!(raw, expected);
-            Seen::Log { app, trace, message }
+            Seen::Log {
+                app,
+                trace,
+                message,
+            }
         }
         other => panic!("unknown frame type {other:?}: {raw}"),
     }
@@ -87,14 +100,19 @@ fn sink_env(endpoint: &str) -> Vec<(&'static str, String)> {
 }
 
 async fn create(client: &reqwest::Client, base: &str, trace: Option<&str>) -> (u16, String) {
-    let mut req = client.post(format!("{base}/api/customers")).json(&serde_json::json!({"name": "Ada"}));
+    let mut req = client
+        .post(format!("{base}/api/customers"))
+        .json(&serde_json::json!({"name": "Ada"}));
     if let Some(t) = trace {
         req = req.header("X-Trace", t);
     }
     let r = req.send().await.expect("create");
     let status = r.status().as_u16();
     let body: serde_json::Value = r.json().await.unwrap_or_default();
-    (status, body["customerId"].as_str().unwrap_or_default().to_owned())
+    (
+        status,
+        body["customerId"].as_str().unwrap_or_default().to_owned(),
+    )
 }
 
 async fn read(client: &reqwest::Client, base: &str, id: &str, headers: &[(&str, &str)]) -> u16 {
@@ -119,7 +137,9 @@ fn sink_counts(app: &Cinemo) -> (u64, u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frames_match_the_requests_and_shutdown_flushes_them() {
-    let Some(node_modules) = need_kinesalite() else { return };
+    let Some(node_modules) = need_kinesalite() else {
+        return;
+    };
     let kinesalite = Kinesalite::start(&node_modules);
     let kinesis = kinesis_client(&kinesalite.endpoint()).await;
     create_stream(&kinesis, STREAM, 2).await;
@@ -137,13 +157,25 @@ async fn frames_match_the_requests_and_shutdown_flushes_them() {
     assert_eq!(read(&http, &base, &plain_id, &[]).await, 200);
     let (s, traced_id) = create(&http, &base, Some("t-create")).await;
     assert_eq!(s, 200);
-    assert_eq!(read(&http, &base, &traced_id, &[("X-Trace", "t-read")]).await, 200);
-    assert_eq!(read(&http, &base, "nope", &[("x-trace", "t-bad")]).await, 400);
+    assert_eq!(
+        read(&http, &base, &traced_id, &[("X-Trace", "t-read")]).await,
+        200
+    );
+    assert_eq!(
+        read(&http, &base, "nope", &[("x-trace", "t-bad")]).await,
+        400
+    );
     let w3c = "4bf92f3577b34da6a3ce929d0e0e4736";
     let traceparent = format!("00-{w3c}-00f067aa0ba902b7-01");
-    assert_eq!(read(&http, &base, &plain_id, &[("traceparent", &traceparent)]).await, 200);
+    assert_eq!(
+        read(&http, &base, &plain_id, &[("traceparent", &traceparent)]).await,
+        200
+    );
     // Not yet sent: the flush interval is long and the batch is small.
-    assert!(kinesis_is_empty(&kinesis).await, "frames were sent before shutdown");
+    assert!(
+        kinesis_is_empty(&kinesis).await,
+        "frames were sent before shutdown"
+    );
 
     app.stop().await;
     let frames = read_all(&kinesis, STREAM).await;
@@ -163,17 +195,46 @@ async fn frames_match_the_requests_and_shutdown_flushes_them() {
         metric("readCustomer.attempt"),
         metric("readCustomer.success"),
         log("cinemo-public", "t-create", "creating customer"),
-        log("cinemo-internal", "t-create", &format!("stored {traced_id}")),
-        log("cinemo-public", "t-create", &format!("created customer {traced_id}")),
-        log("cinemo-public", "t-read", &format!("reading customer {traced_id}")),
+        log(
+            "cinemo-internal",
+            "t-create",
+            &format!("stored {traced_id}"),
+        ),
+        log(
+            "cinemo-public",
+            "t-create",
+            &format!("created customer {traced_id}"),
+        ),
+        log(
+            "cinemo-public",
+            "t-read",
+            &format!("reading customer {traced_id}"),
+        ),
         log("cinemo-internal", "t-read", &format!("read {traced_id}")),
-        log("cinemo-public", "t-read", &format!("read customer {traced_id}")),
-        log("cinemo-public", "t-bad", "read customer rejected: malformed customerId"),
-        log("cinemo-public", w3c, &format!("reading customer {plain_id}")),
+        log(
+            "cinemo-public",
+            "t-read",
+            &format!("read customer {traced_id}"),
+        ),
+        log(
+            "cinemo-public",
+            "t-bad",
+            "read customer rejected: malformed customerId",
+        ),
+        log(
+            "cinemo-public",
+            w3c,
+            &format!("reading customer {plain_id}"),
+        ),
         log("cinemo-internal", w3c, &format!("read {plain_id}")),
         log("cinemo-public", w3c, &format!("read customer {plain_id}")),
     ]);
-    assert_eq!(seen, expected, "frames in the stream:\n{}", frames.join("\n"));
+    assert_eq!(
+        seen,
+        expected,
+        "frames in the stream:\n{}",
+        frames.join("\n")
+    );
     let (sent, retried, dropped) = sink_counts(&app);
     assert_eq!((sent, retried, dropped), (frames.len() as u64, 0, 0));
 }
@@ -184,7 +245,9 @@ async fn kinesis_is_empty(kinesis: &aws_sdk_kinesis::Client) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kinesis_outage_costs_requests_nothing_and_frames_arrive_after() {
-    let Some(node_modules) = need_kinesalite() else { return };
+    let Some(node_modules) = need_kinesalite() else {
+        return;
+    };
     let kinesalite = Kinesalite::start(&node_modules);
     let kinesis = kinesis_client(&kinesalite.endpoint()).await;
     create_stream(&kinesis, STREAM, 2).await;
@@ -261,7 +324,11 @@ async fn kinesis_outage_costs_requests_nothing_and_frames_arrive_after() {
         false
     }
     .await;
-    assert!(resumed, "no frames arrived after Kinesis came back:\n{}", app.log());
+    assert!(
+        resumed,
+        "no frames arrived after Kinesis came back:\n{}",
+        app.log()
+    );
 
     app.stop().await;
     let frames = read_all(&kinesis, STREAM).await;
@@ -269,9 +336,16 @@ async fn kinesis_outage_costs_requests_nothing_and_frames_arrive_after() {
         frame(f);
     }
     let (sent, retried, dropped) = sink_counts(&app);
-    assert!(dropped > 0, "the outage should have overflowed a 60-frame buffer");
+    assert!(
+        dropped > 0,
+        "the outage should have overflowed a 60-frame buffer"
+    );
     assert!(retried > 0, "nothing was retried");
-    assert_eq!(frames.len() as u64, events - dropped, "sent {sent}, dropped {dropped}, events {events}");
+    assert_eq!(
+        frames.len() as u64,
+        events - dropped,
+        "sent {sent}, dropped {dropped}, events {events}"
+    );
     assert_eq!(sent, frames.len() as u64);
 }
 
@@ -326,7 +400,9 @@ async fn a_partial_failure_retries_exactly_the_failed_records() {
     }
     let c = calls.clone();
     assert!(
-        eventually(Duration::from_secs(10), move || c.lock().unwrap().len() >= 2).await,
+        eventually(Duration::from_secs(10), move || c.lock().unwrap().len()
+            >= 2)
+        .await,
         "no retry call:\n{}",
         app.log()
     );
@@ -335,7 +411,11 @@ async fn a_partial_failure_retries_exactly_the_failed_records() {
     let calls = calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 2, "calls: {calls:#?}");
     let first = &calls[0];
-    assert_eq!(first.len(), 3 * (2 + 3), "one batch with every frame: {first:#?}");
+    assert_eq!(
+        first.len(),
+        3 * (2 + 3),
+        "one batch with every frame: {first:#?}"
+    );
     assert_eq!(calls[1], vec![first[1].clone(), first[3].clone()]);
     let (sent, retried, dropped) = sink_counts(&app);
     assert_eq!((sent, retried, dropped), (first.len() as u64, 2, 0));

@@ -38,15 +38,24 @@ struct Received {
 
 impl Received {
     fn mode(resource: &Attrs) -> &str {
-        resource.get("cinemo.mode").map(String::as_str).unwrap_or_default()
+        resource
+            .get("cinemo.mode")
+            .map(String::as_str)
+            .unwrap_or_default()
     }
 
     /// Sum of a counter's delta points in `mode` whose attributes include `want`.
     fn counter(&self, mode: &str, name: &str, want: &[(&str, &str)]) -> i64 {
         let mut total = 0;
-        for (res, m) in self.metrics.iter().filter(|(r, m)| Self::mode(r) == mode && m.name == name) {
+        for (res, m) in self
+            .metrics
+            .iter()
+            .filter(|(r, m)| Self::mode(r) == mode && m.name == name)
+        {
             let _ = res;
-            let Some(metric::Data::Sum(sum)) = &m.data else { panic!("{name} is not a sum") };
+            let Some(metric::Data::Sum(sum)) = &m.data else {
+                panic!("{name} is not a sum")
+            };
             for p in &sum.data_points {
                 if matches(&attrs(&p.attributes), want) {
                     total += match p.value {
@@ -63,8 +72,14 @@ impl Received {
     /// Count of a histogram's recordings in `mode` matching `want`.
     fn histogram(&self, mode: &str, name: &str, want: &[(&str, &str)]) -> u64 {
         let mut total = 0;
-        for (_, m) in self.metrics.iter().filter(|(r, m)| Self::mode(r) == mode && m.name == name) {
-            let Some(metric::Data::Histogram(h)) = &m.data else { panic!("{name} is not a histogram") };
+        for (_, m) in self
+            .metrics
+            .iter()
+            .filter(|(r, m)| Self::mode(r) == mode && m.name == name)
+        {
+            let Some(metric::Data::Histogram(h)) = &m.data else {
+                panic!("{name} is not a histogram")
+            };
             assert_eq!(m.unit, "s", "{name} unit");
             for p in &h.data_points {
                 if matches(&attrs(&p.attributes), want) {
@@ -78,7 +93,8 @@ impl Received {
 }
 
 fn matches(have: &Attrs, want: &[(&str, &str)]) -> bool {
-    want.iter().all(|(k, v)| have.get(*k).map(String::as_str) == Some(*v))
+    want.iter()
+        .all(|(k, v)| have.get(*k).map(String::as_str) == Some(*v))
 }
 
 const SERVER: i32 = 2;
@@ -94,7 +110,8 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
         let mut got = r.lock().unwrap();
         match req.path.as_str() {
             "/v1/metrics" => {
-                let export = ExportMetricsServiceRequest::decode(req.body.as_slice()).expect("metrics protobuf");
+                let export = ExportMetricsServiceRequest::decode(req.body.as_slice())
+                    .expect("metrics protobuf");
                 for rm in export.resource_metrics {
                     let res = attrs(&rm.resource.map(|r| r.attributes).unwrap_or_default());
                     for sm in rm.scope_metrics {
@@ -105,7 +122,8 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
                 }
             }
             "/v1/traces" => {
-                let export = ExportTraceServiceRequest::decode(req.body.as_slice()).expect("traces protobuf");
+                let export = ExportTraceServiceRequest::decode(req.body.as_slice())
+                    .expect("traces protobuf");
                 for rs in export.resource_spans {
                     let res = attrs(&rs.resource.map(|r| r.attributes).unwrap_or_default());
                     for ss in rs.scope_spans {
@@ -155,7 +173,11 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
         .await
         .unwrap();
     assert_eq!(read.status(), 200);
-    let missing = http.get(format!("{base}/api/customers/{}", "0".repeat(24))).send().await.unwrap();
+    let missing = http
+        .get(format!("{base}/api/customers/{}", "0".repeat(24)))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
 
     // Shutdown flushes both providers: no waiting for an export period.
@@ -178,31 +200,89 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
 
     // Business counters.
     let outcome = |o| [("outcome", o)];
-    assert_eq!(got.counter("public", "cinemo.customer.create", &outcome("attempt")), 1);
-    assert_eq!(got.counter("public", "cinemo.customer.create", &outcome("success")), 1);
-    assert_eq!(got.counter("public", "cinemo.customer.create", &outcome("fail")), 0);
-    assert_eq!(got.counter("public", "cinemo.customer.read", &outcome("attempt")), 2);
-    assert_eq!(got.counter("public", "cinemo.customer.read", &outcome("success")), 1);
-    assert_eq!(got.counter("public", "cinemo.customer.read", &outcome("fail")), 1);
+    assert_eq!(
+        got.counter("public", "cinemo.customer.create", &outcome("attempt")),
+        1
+    );
+    assert_eq!(
+        got.counter("public", "cinemo.customer.create", &outcome("success")),
+        1
+    );
+    assert_eq!(
+        got.counter("public", "cinemo.customer.create", &outcome("fail")),
+        0
+    );
+    assert_eq!(
+        got.counter("public", "cinemo.customer.read", &outcome("attempt")),
+        2
+    );
+    assert_eq!(
+        got.counter("public", "cinemo.customer.read", &outcome("success")),
+        1
+    );
+    assert_eq!(
+        got.counter("public", "cinemo.customer.read", &outcome("fail")),
+        1
+    );
 
     // Request durations by route pattern, never the raw path.
-    let route = |r, m, s| [("http.route", r), ("http.request.method", m), ("http.response.status_code", s)];
+    let route = |r, m, s| {
+        [
+            ("http.route", r),
+            ("http.request.method", m),
+            ("http.response.status_code", s),
+        ]
+    };
     let d = "http.server.request.duration";
-    assert_eq!(got.histogram("public", d, &route("/api/customers", "POST", "200")), 1);
-    assert_eq!(got.histogram("public", d, &route("/api/customers/{id}", "GET", "200")), 1);
-    assert_eq!(got.histogram("public", d, &route("/api/customers/{id}", "GET", "404")), 1);
-    assert_eq!(got.histogram("internal", d, &route("/api/cache", "POST", "200")), 1);
-    assert_eq!(got.histogram("internal", d, &route("/api/cache/{id}", "GET", "200")), 1);
-    assert_eq!(got.histogram("internal", d, &route("/api/cache/{id}", "GET", "404")), 1);
+    assert_eq!(
+        got.histogram("public", d, &route("/api/customers", "POST", "200")),
+        1
+    );
+    assert_eq!(
+        got.histogram("public", d, &route("/api/customers/{id}", "GET", "200")),
+        1
+    );
+    assert_eq!(
+        got.histogram("public", d, &route("/api/customers/{id}", "GET", "404")),
+        1
+    );
+    assert_eq!(
+        got.histogram("internal", d, &route("/api/cache", "POST", "200")),
+        1
+    );
+    assert_eq!(
+        got.histogram("internal", d, &route("/api/cache/{id}", "GET", "200")),
+        1
+    );
+    assert_eq!(
+        got.histogram("internal", d, &route("/api/cache/{id}", "GET", "404")),
+        1
+    );
     assert!(
-        !got.metrics.iter().any(|(_, m)| m.name == d && format!("{m:?}").contains(id)),
+        !got.metrics
+            .iter()
+            .any(|(_, m)| m.name == d && format!("{m:?}").contains(id)),
         "a raw path leaked into http.route"
     );
 
     // Dependencies: public -> internal (3 calls), internal -> storage.
     let dep = "cinemo.dependency.duration";
-    assert_eq!(got.histogram("public", dep, &[("peer", "internal"), ("outcome", "success")]), 3);
-    assert_eq!(got.histogram("internal", dep, &[("peer", "storage"), ("outcome", "success")]), 3);
+    assert_eq!(
+        got.histogram(
+            "public",
+            dep,
+            &[("peer", "internal"), ("outcome", "success")]
+        ),
+        3
+    );
+    assert_eq!(
+        got.histogram(
+            "internal",
+            dep,
+            &[("peer", "storage"), ("outcome", "success")]
+        ),
+        3
+    );
 
     // One read is one trace across both tiers.
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
@@ -213,8 +293,15 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
         .filter(|s| hex(&s.trace_id) == trace_id)
         .collect();
     let find = |name: &str, kind: i32| {
-        let found: Vec<&&Span> = read_spans.iter().filter(|s| s.name == name && s.kind == kind).collect();
-        assert_eq!(found.len(), 1, "{name} in the read's trace: {read_spans:#?}");
+        let found: Vec<&&Span> = read_spans
+            .iter()
+            .filter(|s| s.name == name && s.kind == kind)
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "{name} in the read's trace: {read_spans:#?}"
+        );
         (*found[0]).clone()
     };
     let public_server = find("GET /api/customers/{id}", SERVER);
