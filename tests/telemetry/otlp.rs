@@ -317,3 +317,39 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
     assert_eq!(status["http.response.status_code"], "200");
     assert_eq!(status["http.route"], "/api/cache/{id}");
 }
+
+/// A collector that accepts connections and never answers: requests keep
+/// their speed and shutdown stays within its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_collector_costs_requests_nothing() {
+    let hole = Proxy::start("127.0.0.1:9".parse().unwrap()).await;
+    hole.set(ProxyMode::Blackhole);
+    let env = vec![
+        ("CINEMO__OTLP__ENABLED", "true".to_owned()),
+        ("CINEMO__OTLP__ENDPOINT", hole.endpoint()),
+        ("CINEMO__OTLP__EXPORT_INTERVAL_MS", "100".to_owned()),
+        ("CINEMO__OTLP__TIMEOUT_MS", "1000".to_owned()),
+        ("CINEMO__SHUTDOWN__TIMEOUT_SECS", "2".to_owned()),
+    ];
+    let mut app = Cinemo::spawn("all", &env).await;
+    let base = app.url().to_owned();
+    let http = reqwest::Client::new();
+    let mut worst = std::time::Duration::ZERO;
+    for _ in 0..50 {
+        let t = std::time::Instant::now();
+        let r = http
+            .post(format!("{base}/api/customers"))
+            .json(&serde_json::json!({"name": "Lin"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        worst = worst.max(t.elapsed());
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(worst < std::time::Duration::from_millis(300), "a request took {worst:?}");
+    let t = std::time::Instant::now();
+    app.stop().await;
+    // The flush budget is the 2 s shutdown deadline, not the exporter's retries.
+    assert!(t.elapsed() < std::time::Duration::from_secs(6), "stop took {:?}", t.elapsed());
+}
