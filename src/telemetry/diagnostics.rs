@@ -110,6 +110,8 @@ impl Diagnostics {
             && tx.try_send(frame).is_err()
         {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            // The `<env>-kinesis-dropped` alarm reads this counter.
+            super::otel::metrics().kinesis_records(super::names::RESULT_DROPPED, 1);
         }
     }
 }

@@ -355,3 +355,35 @@ impl DependencyCall {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            HeaderName::from_static(TRACEPARENT_HEADER),
+            HeaderValue::from_str(value).unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn traceparent_gives_its_trace_id_only_when_valid() {
+        let ok = headers("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        assert_eq!(
+            traceparent_trace_id(&ok).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "garbage",
+        ] {
+            assert_eq!(traceparent_trace_id(&headers(bad)), None, "{bad}");
+        }
+        assert_eq!(traceparent_trace_id(&HeaderMap::new()), None);
+    }
+}

@@ -347,9 +347,16 @@ async fn a_hanging_collector_costs_requests_nothing() {
         worst = worst.max(t.elapsed());
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    assert!(worst < std::time::Duration::from_millis(300), "a request took {worst:?}");
+    assert!(
+        worst < std::time::Duration::from_millis(300),
+        "a request took {worst:?}"
+    );
     let t = std::time::Instant::now();
     app.stop().await;
     // The flush budget is the 2 s shutdown deadline, not the exporter's retries.
-    assert!(t.elapsed() < std::time::Duration::from_secs(6), "stop took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(6),
+        "stop took {:?}",
+        t.elapsed()
+    );
 }
