@@ -188,6 +188,7 @@ impl Application {
             _ = stop.cancelled() => None,
             (result, _, _) = futures_util::future::select_all(tasks.iter_mut()) => Some(result),
         };
+        let stopped_at = tokio::time::Instant::now();
 
         notify::stopping();
         tracing::info!(
@@ -206,8 +207,14 @@ impl Application {
         }
         // Telemetry flushes last, so it carries the drain's own frames.
         if let Some(sink) = self.kinesis {
-            sink.shutdown(tokio::time::Instant::now() + telemetry_flush_budget(&self.settings))
-                .await;
+            // What is left of the shutdown deadline, capped by the flush
+            // budget, with a second's floor when the drain used it all.
+            let now = tokio::time::Instant::now();
+            let deadline = stopped_at + Duration::from_secs(self.settings.shutdown.timeout_secs);
+            let deadline = deadline
+                .min(now + telemetry_flush_budget(&self.settings))
+                .max(now + Duration::from_secs(1));
+            sink.shutdown(deadline).await;
         }
         match unexpected {
             None => Ok(()),
@@ -221,8 +228,10 @@ impl Application {
 /// How long telemetry may take to flush at shutdown: a slice of the
 /// shutdown deadline, so a Kinesis or collector outage cannot hold the
 /// process past what systemd and the load balancer allow.
+/// The Kinesis flush and the OpenTelemetry flush each get at most this, so
+/// together they stay inside systemd's 15 s margin over the drain deadline.
 pub fn telemetry_flush_budget(settings: &Settings) -> Duration {
-    Duration::from_secs(settings.shutdown.timeout_secs.clamp(1, 10))
+    Duration::from_secs(settings.shutdown.timeout_secs.clamp(1, 6))
 }
 
 /// Fires `token` on the first SIGTERM or SIGINT.

@@ -420,3 +420,41 @@ async fn a_partial_failure_retries_exactly_the_failed_records() {
     let (sent, retried, dropped) = sink_counts(&app);
     assert_eq!((sent, retried, dropped), (first.len() as u64, 2, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_kinesis_down_ends_on_time_and_counts_what_it_drops() {
+    let hole = Proxy::start("127.0.0.1:9".parse().unwrap()).await;
+    hole.set(ProxyMode::Blackhole);
+    let mut env = sink_env(&hole.endpoint());
+    env.extend([
+        ("CINEMO__KINESIS__CALL_TIMEOUT_MS", "500".into()),
+        ("CINEMO__SHUTDOWN__TIMEOUT_SECS", "2".into()),
+    ]);
+    let mut app = Cinemo::spawn("all", &env).await;
+    let base = app.url().to_owned();
+    let http = reqwest::Client::new();
+    for _ in 0..10 {
+        assert_eq!(create(&http, &base, None).await.0, 200);
+    }
+    let t = Instant::now();
+    app.stop().await;
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "stop took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(sink_counts(&app).0, 0);
+    assert_eq!(
+        sink_counts(&app).2,
+        20,
+        "every undelivered frame is counted"
+    );
+    let stopped = &app.log_events("kinesis sink stopped")[0];
+    assert!(
+        !stopped["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
+        "the stop line names the last error: {stopped}"
+    );
+}
