@@ -61,9 +61,10 @@ impl Application {
         let mode = settings.mode;
         let shutdown = Duration::from_secs(settings.shutdown.timeout_secs);
         // One sink for the process; each tier's frames carry its own appId.
-        let kinesis = match settings.kinesis_enabled() {
-            true => Some(KinesisSink::start(&settings.kinesis).await?),
-            false => None,
+        let kinesis = if settings.kinesis_enabled() {
+            Some(KinesisSink::start(&settings.kinesis).await?)
+        } else {
+            None
         };
         let diagnostics = |app_id| match &kinesis {
             Some(sink) => sink.diagnostics(app_id),
@@ -225,11 +226,9 @@ impl Application {
     }
 }
 
-/// How long telemetry may take to flush at shutdown: a slice of the
-/// shutdown deadline, so a Kinesis or collector outage cannot hold the
-/// process past what systemd and the load balancer allow.
-/// The Kinesis flush and the OpenTelemetry flush each get at most this, so
-/// together they stay inside systemd's 15 s margin over the drain deadline.
+/// The most the Kinesis flush and the OpenTelemetry flush may each take at
+/// shutdown, so an outage of either cannot hold the process past systemd's
+/// 15 s margin over the drain deadline.
 pub fn telemetry_flush_budget(settings: &Settings) -> Duration {
     Duration::from_secs(settings.shutdown.timeout_secs.clamp(1, 6))
 }
