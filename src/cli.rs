@@ -116,12 +116,27 @@ fn serve(config: Option<PathBuf>, mode: Option<Mode>) -> ExitCode {
         mode = settings.mode.as_str(),
         "starting cinemo"
     );
+    let otel = match telemetry::otel::init(&settings) {
+        Ok(guard) => guard,
+        Err(e) => {
+            // Metrics and traces are worth a warning, not an outage.
+            tracing::error!(
+                error = format!("{e:#}"),
+                "OpenTelemetry export is off: cannot start it"
+            );
+            None
+        }
+    };
+    let flush_budget = startup::telemetry_flush_budget(&settings);
     let result = actix_web::rt::System::new().block_on(async move {
         let stop = CancellationToken::new();
         startup::cancel_on_signals(stop.clone())?;
         let app = startup::Application::build(settings).await?;
         app.run_until_stopped(stop).await
     });
+    if let Some(otel) = otel {
+        otel.shutdown(flush_budget);
+    }
     match result {
         Ok(()) => {
             tracing::info!("cinemo stopped cleanly");

@@ -11,7 +11,8 @@ use serde::Deserialize;
 
 use crate::domain::{DocId, TraceToken};
 use crate::settings::PublicSettings;
-use crate::telemetry::names::TRACE_HEADER;
+use crate::telemetry::names::{self, TRACE_HEADER};
+use crate::telemetry::otel::DependencyCall;
 
 /// Everything needed to build a client; built once per actix worker so each
 /// worker's connections stay on its own runtime.
@@ -137,14 +138,32 @@ impl InternalClient {
         req
     }
 
-    async fn send(req: reqwest::RequestBuilder) -> Result<(StatusCode, Bytes), InternalError> {
-        let response = req.send().await.map_err(InternalError::from_reqwest)?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(InternalError::from_reqwest)?;
-        Ok((status, body))
+    /// Sends with a client span (its `traceparent` goes along, so the
+    /// internal tier's span joins the same trace) and a latency measurement.
+    async fn send(
+        span: &str,
+        mut req: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, Bytes), InternalError> {
+        let call = DependencyCall::start(names::PEER_INTERNAL, span.to_owned());
+        for (name, value) in call.propagation_headers() {
+            req = req.header(name, value);
+        }
+        let result = async {
+            let response = req.send().await.map_err(InternalError::from_reqwest)?;
+            let status = response.status();
+            let body = response
+                .bytes()
+                .await
+                .map_err(InternalError::from_reqwest)?;
+            Ok((status, body))
+        }
+        .await;
+        call.finish(match &result {
+            Ok((status, _)) if !status.is_server_error() => names::OUTCOME_SUCCESS,
+            Err(InternalError::Timeout) => names::OUTCOME_TIMEOUT,
+            _ => names::OUTCOME_FAIL,
+        });
+        result
     }
 
     fn unexpected(status: StatusCode, body: &[u8]) -> InternalError {
@@ -159,7 +178,7 @@ impl InternalClient {
         trace: Option<&TraceToken>,
     ) -> Result<Option<Bytes>, InternalError> {
         let req = self.request(reqwest::Method::GET, &format!("/api/cache/{id}"), trace);
-        match Self::send(req).await? {
+        match Self::send("GET /api/cache/{id}", req).await? {
             (StatusCode::OK, body) => Ok(Some(body)),
             (StatusCode::NOT_FOUND, _) => Ok(None),
             (status, body) => Err(Self::unexpected(status, &body)),
@@ -176,7 +195,7 @@ impl InternalClient {
             .request(reqwest::Method::POST, "/api/cache", trace)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(document);
-        match Self::send(req).await? {
+        match Self::send("POST /api/cache", req).await? {
             (StatusCode::OK, body) => {
                 let created: Created = serde_json::from_slice(&body)
                     .map_err(|e| InternalError::BadResponse(e.to_string()))?;
@@ -263,7 +282,12 @@ impl InternalClient {
 
     /// Whether the internal tier's process answers (its liveness route).
     pub async fn live(&self) -> Result<(), InternalError> {
-        match Self::send(self.request(reqwest::Method::GET, "/api/health/live", None)).await? {
+        match Self::send(
+            "GET /api/health/live",
+            self.request(reqwest::Method::GET, "/api/health/live", None),
+        )
+        .await?
+        {
             (StatusCode::OK, _) => Ok(()),
             (status, body) => Err(Self::unexpected(status, &body)),
         }

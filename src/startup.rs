@@ -17,13 +17,16 @@ use crate::notify;
 use crate::settings::{HttpSettings, Mode, Settings};
 use crate::storage::{self, Store};
 use crate::telemetry::Diagnostics;
+use crate::telemetry::kinesis_sink::KinesisSink;
 use crate::telemetry::names::{APP_ID_INTERNAL, APP_ID_PUBLIC};
+use crate::telemetry::otel;
 
 pub struct Application {
     settings: Settings,
     public: Option<(SocketAddr, Server)>,
     internal: Option<(SocketAddr, Server)>,
     store: Option<Arc<dyn Store>>,
+    kinesis: Option<KinesisSink>,
 }
 
 fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
@@ -58,6 +61,16 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let mode = settings.mode;
         let shutdown = Duration::from_secs(settings.shutdown.timeout_secs);
+        // One sink for the process; each tier's frames carry its own appId.
+        let kinesis = if settings.kinesis_enabled() {
+            Some(KinesisSink::start(&settings.kinesis).await?)
+        } else {
+            None
+        };
+        let diagnostics = |app_id| match &kinesis {
+            Some(sink) => sink.diagnostics(app_id),
+            None => Diagnostics::disabled(app_id),
+        };
 
         let mut internal = None;
         let mut store = None;
@@ -73,12 +86,13 @@ impl Application {
             let addr = listener.local_addr()?;
             let state = web::Data::new(internal::InternalState {
                 store: opened.clone(),
-                diagnostics: Diagnostics::disabled(APP_ID_INTERNAL),
+                diagnostics: diagnostics(APP_ID_INTERNAL),
             });
             let max_body = settings.internal.max_body_bytes;
             let batch = BatchLimits::new(&settings.batch);
             let server = HttpServer::new(move || {
                 App::new()
+                    .wrap(actix_web::middleware::from_fn(otel::request_telemetry))
                     .app_data(state.clone())
                     .app_data(web::PayloadConfig::new(max_body))
                     .configure(|cfg| internal::routes(cfg, &batch))
@@ -110,7 +124,7 @@ impl Application {
             )?;
             let addr = listener.local_addr()?;
             let max_body = settings.public.max_body_bytes;
-            let diagnostics = Diagnostics::disabled(APP_ID_PUBLIC);
+            let diagnostics = diagnostics(APP_ID_PUBLIC);
             let server = HttpServer::new(move || {
                 // One client per worker keeps each worker's pooled
                 // connections on its own runtime.
@@ -118,6 +132,7 @@ impl Application {
                     .build()
                     .expect("the client config was validated at start-up");
                 App::new()
+                    .wrap(actix_web::middleware::from_fn(otel::request_telemetry))
                     .app_data(web::Data::new(public::PublicState {
                         internal,
                         diagnostics: diagnostics.clone(),
@@ -139,6 +154,7 @@ impl Application {
             public,
             internal,
             store,
+            kinesis,
         })
     }
 
@@ -177,6 +193,7 @@ impl Application {
             _ = stop.cancelled() => None,
             (result, _, _) = futures_util::future::select_all(tasks.iter_mut()) => Some(result),
         };
+        let stopped_at = tokio::time::Instant::now();
 
         notify::stopping();
         tracing::info!(
@@ -193,6 +210,17 @@ impl Application {
         if let Some(store) = &self.store {
             store.close().await;
         }
+        // Telemetry flushes last, so it carries the drain's own frames.
+        if let Some(sink) = self.kinesis {
+            // What is left of the shutdown deadline, capped by the flush
+            // budget, with a second's floor when the drain used it all.
+            let now = tokio::time::Instant::now();
+            let deadline = stopped_at + Duration::from_secs(self.settings.shutdown.timeout_secs);
+            let deadline = deadline
+                .min(now + telemetry_flush_budget(&self.settings))
+                .max(now + Duration::from_secs(1));
+            sink.shutdown(deadline).await;
+        }
         match unexpected {
             None => Ok(()),
             Some(Ok(Ok(()))) => anyhow::bail!("a server stopped unexpectedly"),
@@ -200,6 +228,13 @@ impl Application {
             Some(Err(e)) => Err(anyhow::Error::new(e).context("a server task panicked")),
         }
     }
+}
+
+/// The most the Kinesis flush and the OpenTelemetry flush may each take at
+/// shutdown, so an outage of either cannot hold the process past systemd's
+/// 15 s margin over the drain deadline.
+pub fn telemetry_flush_budget(settings: &Settings) -> Duration {
+    Duration::from_secs(settings.shutdown.timeout_secs.clamp(1, 6))
 }
 
 /// Fires `token` on the first SIGTERM or SIGINT.

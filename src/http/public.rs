@@ -13,6 +13,7 @@ use crate::internal_client::{InternalClient, InternalError};
 use crate::telemetry::Diagnostics;
 use crate::telemetry::diagnostics::now_ms;
 use crate::telemetry::names::{self, TRACE_HEADER};
+use crate::telemetry::otel;
 
 pub struct PublicState {
     pub internal: InternalClient,
@@ -35,8 +36,14 @@ pub fn routes(cfg: &mut web::ServiceConfig, limits: &BatchLimits) {
     .route("/api/customers/{id}", web::delete().to(delete));
 }
 
+/// The request's trace token: `X-Trace` when present; otherwise the trace
+/// id of a valid W3C `traceparent`, so a caller that only speaks W3C trace
+/// context still gets log frames (docs/telemetry.md). The internal tier
+/// only reads `X-Trace`, which this tier forwards.
 fn trace_of(req: &HttpRequest) -> Option<TraceToken> {
-    let raw = req.headers().get(TRACE_HEADER)?;
+    let Some(raw) = req.headers().get(TRACE_HEADER) else {
+        return otel::traceparent_trace_id(req.headers()).and_then(|id| TraceToken::parse(&id));
+    };
     let token = raw.to_str().ok().and_then(TraceToken::parse);
     if token.is_none() {
         // A bad token must not fail the customer's request; it just is not traced.

@@ -249,7 +249,7 @@ impl Default for BatchSettings {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct KinesisSettings {
     /// Defaults to true once `stream_name` is set.
@@ -259,6 +259,33 @@ pub struct KinesisSettings {
     pub stream_name: Option<String>,
     /// Unset: a partition key per record, spread across shards.
     pub partition_key: Option<String>,
+    /// Frames queued for the sink; beyond it frames are dropped and counted.
+    pub buffer_capacity: usize,
+    /// Records per PutRecords call (at most 500).
+    pub batch_max_records: usize,
+    /// A partial batch is sent after this long.
+    pub flush_interval_ms: u64,
+    /// Ceiling of the retry backoff (exponential with jitter from 100 ms).
+    pub max_backoff_ms: u64,
+    /// Deadline of one PutRecords call.
+    pub call_timeout_ms: u64,
+}
+
+impl Default for KinesisSettings {
+    fn default() -> Self {
+        KinesisSettings {
+            enabled: None,
+            region: None,
+            endpoint: None,
+            stream_name: None,
+            partition_key: None,
+            buffer_capacity: 10_000,
+            batch_max_records: 500,
+            flush_interval_ms: 1_000,
+            max_backoff_ms: 5_000,
+            call_timeout_ms: 5_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -266,6 +293,10 @@ pub struct KinesisSettings {
 pub struct OtlpSettings {
     pub enabled: bool,
     pub endpoint: String,
+    /// How often metrics are exported (and the longest a span waits).
+    pub export_interval_ms: u64,
+    /// Deadline of one export request.
+    pub timeout_ms: u64,
 }
 
 impl Default for OtlpSettings {
@@ -273,6 +304,8 @@ impl Default for OtlpSettings {
         OtlpSettings {
             enabled: true,
             endpoint: "http://127.0.0.1:4318".into(),
+            export_interval_ms: 10_000,
+            timeout_ms: 3_000,
         }
     }
 }

@@ -204,6 +204,14 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
                 .is_some_and(|n| !n.is_empty()),
             "kinesis.enabled is true but kinesis.stream_name is not set"
         );
+        ensure!(
+            s.kinesis.buffer_capacity > 0,
+            "kinesis.buffer_capacity must be greater than 0"
+        );
+        ensure!(
+            (1..=500).contains(&s.kinesis.batch_max_records),
+            "kinesis.batch_max_records must be between 1 and 500 (the PutRecords limit)"
+        );
     }
     if s.otlp.enabled {
         reqwest::Url::parse(&s.otlp.endpoint)

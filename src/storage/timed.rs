@@ -7,6 +7,8 @@ use async_trait::async_trait;
 use super::BatchOutcome;
 use super::{Store, StoreError};
 use crate::domain::{DocId, Document, IdempotencyKey};
+use crate::telemetry::names;
+use crate::telemetry::otel::DependencyCall;
 
 /// Puts a deadline on every storage operation, so a database that hangs
 /// (a blackholed network, a stuck failover) turns into a quick 504 instead
@@ -46,14 +48,24 @@ impl Timed {
         op: &str,
         fut: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(deadline, fut).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "{} {op} did not finish within {} ms",
-                self.inner.backend(),
-                deadline.as_millis()
-            ))),
-        }
+        let call = DependencyCall::start(
+            names::PEER_STORAGE,
+            format!("{} {op}", self.inner.backend()),
+        );
+        let (result, outcome) = match tokio::time::timeout(deadline, fut).await {
+            Ok(Ok(v)) => (Ok(v), names::OUTCOME_SUCCESS),
+            Ok(Err(e)) => (Err(e), names::OUTCOME_FAIL),
+            Err(_) => (
+                Err(StoreError::Unavailable(format!(
+                    "{} {op} did not finish within {} ms",
+                    self.inner.backend(),
+                    deadline.as_millis()
+                ))),
+                names::OUTCOME_TIMEOUT,
+            ),
+        };
+        call.finish(outcome);
+        result
     }
 }
 

@@ -82,8 +82,9 @@ impl Diagnostics {
         self.app_id
     }
 
-    /// One metric frame for one event.
+    /// One metric frame for one event, and its OpenTelemetry counter.
     pub fn metric(&self, name: &'static str) {
+        super::otel::metrics().business_event(name);
         self.emit(Frame::Metrics(MetricFrame {
             app_id: self.app_id,
             name,
@@ -109,6 +110,8 @@ impl Diagnostics {
             && tx.try_send(frame).is_err()
         {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            // The `<env>-kinesis-dropped` alarm reads this counter.
+            super::otel::metrics().kinesis_records(super::names::RESULT_DROPPED, 1);
         }
     }
 }

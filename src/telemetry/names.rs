@@ -15,3 +15,51 @@ pub const READ_CUSTOMER_FAIL: &str = "readCustomer.fail";
 
 /// The request header that switches on log frames for one request.
 pub const TRACE_HEADER: &str = "x-trace";
+
+/// The W3C trace context header (`00-<trace id>-<span id>-<flags>`).
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
+/// OpenTelemetry instrumentation scope of every instrument and span.
+pub const METER_NAME: &str = "cinemo";
+
+/// OpenTelemetry instruments (INTERFACES.md "Metric names"). The collector's
+/// `awsemf` exporter selects them by these names: alarms depend on them.
+pub const METRIC_CUSTOMER_CREATE: &str = "cinemo.customer.create";
+pub const METRIC_CUSTOMER_READ: &str = "cinemo.customer.read";
+pub const METRIC_HTTP_SERVER_DURATION: &str = "http.server.request.duration";
+pub const METRIC_DEPENDENCY_DURATION: &str = "cinemo.dependency.duration";
+pub const METRIC_KINESIS_RECORDS: &str = "cinemo.kinesis.records";
+pub const METRIC_KINESIS_BUFFERED: &str = "cinemo.kinesis.buffered";
+/// Failed Kinesis calls and records by error code: the sink's "last error".
+pub const METRIC_KINESIS_ERRORS: &str = "cinemo.kinesis.errors";
+
+/// Metric attribute names.
+pub const ATTR_OUTCOME: &str = "outcome";
+pub const ATTR_PEER: &str = "peer";
+pub const ATTR_RESULT: &str = "result";
+pub const ATTR_ERROR_TYPE: &str = "error.type";
+pub const ATTR_HTTP_ROUTE: &str = "http.route";
+pub const ATTR_HTTP_METHOD: &str = "http.request.method";
+pub const ATTR_HTTP_STATUS: &str = "http.response.status_code";
+
+/// Attribute values.
+pub const OUTCOME_ATTEMPT: &str = "attempt";
+pub const OUTCOME_SUCCESS: &str = "success";
+pub const OUTCOME_FAIL: &str = "fail";
+pub const OUTCOME_TIMEOUT: &str = "timeout";
+pub const PEER_INTERNAL: &str = "internal";
+pub const PEER_STORAGE: &str = "storage";
+pub const RESULT_SENT: &str = "sent";
+pub const RESULT_RETRIED: &str = "retried";
+pub const RESULT_DROPPED: &str = "dropped";
+
+/// Span attribute carrying the request's `X-Trace` token, so a token from a
+/// customer report leads to the OpenTelemetry trace.
+pub const SPAN_ATTR_X_TRACE: &str = "cinemo.x_trace";
+
+/// Resource attribute names beyond the semantic conventions' own.
+pub const RESOURCE_MODE: &str = "cinemo.mode";
+
+/// The log line (target `cinemo::kinesis`) with the sink's final counts; the
+/// integration tests read it, operators grep for it after a restart.
+pub const LOG_KINESIS_SINK_STOPPED: &str = "kinesis sink stopped";

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# The cost of telemetry (issue 4): throughput and p99 of the read path with
+# `X-Trace` on every request, the Kinesis sink writing to kinesalite and
+# OTLP export on (to a sink that accepts everything), as a ratio of the same
+# run with telemetry off. Target: ratio >= 0.9.
+#
+#   bench/telemetry.sh                   # 20 s per run, release build
+#   BENCH_SECONDS=5 bench/telemetry.sh
+#   CINEMO_BIN=path/to/cinemo bench/telemetry.sh   # skip the build
+#
+# Figures, not a test: it fails only when it cannot measure. It also prints
+# the Kinesis sink's own counts (sent / retried / dropped): with a local
+# kinesalite on the same cores, drops under full load are expected and are
+# exactly what the sink is designed to do instead of slowing requests.
+source "$(dirname "$0")/../.ci/lib.sh"
+cd "$CINEMO_ROOT"
+S=${BENCH_SECONDS:-20}
+need_apt wrk curl
+ensure_node_tools
+
+if [ -z "${CINEMO_BIN:-}" ]; then
+  log "building release"
+  cargo build --release --locked --bin cinemo 2>&1 | tail -n 1
+fi
+BIN=${CINEMO_BIN:-$CARGO_TARGET_DIR/release/cinemo}
+
+work=$(mktemp -d)
+cleanup_work() { _ci_cleanup; rm -rf "$work"; }
+trap cleanup_work EXIT
+
+# kinesalite (in memory) and the stream.
+pk=$(free_port)
+node -e "require('$CINEMO_NODE_MODULES/kinesalite')({createStreamMs: 50}).listen($pk, '127.0.0.1')" >"$work/kinesalite.log" 2>&1 &
+track_pid $!
+wait_port "$pk"
+kinesis() { # kinesis ACTION JSON
+  curl -fsS -X POST "http://127.0.0.1:$pk/" -H 'Content-Type: application/x-amz-json-1.1' \
+    -H "X-Amz-Target: Kinesis_20131202.$1" -H 'X-Amz-Date: 20260101T000000Z' \
+    -H 'Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=host;x-amz-date, Signature=00' \
+    -d "$2"
+}
+kinesis CreateStream '{"StreamName":"cinemo-diagnostics","ShardCount":4}' >/dev/null
+for _ in $(seq 50); do
+  kinesis DescribeStreamSummary '{"StreamName":"cinemo-diagnostics"}' | grep -q '"ACTIVE"' && break
+  sleep 0.1
+done
+
+# An OTLP/HTTP sink that accepts and discards everything.
+po=$(free_port)
+python3 - "$po" >"$work/otlp.log" 2>&1 <<'PY' &
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+track_pid $!
+wait_port "$po"
+
+common_env=(CINEMO_CONFIG_DIR="$work" CINEMO__LOG__LEVEL=warn CINEMO__HTTP__WORKERS=2
+  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_DISABLED=true)
+off_env=(CINEMO__OTLP__ENABLED=false)
+on_env=(CINEMO__OTLP__ENABLED=true CINEMO__OTLP__ENDPOINT="http://127.0.0.1:$po"
+  CINEMO__KINESIS__STREAM_NAME=cinemo-diagnostics CINEMO__KINESIS__REGION=us-east-1
+  CINEMO__KINESIS__ENDPOINT="http://127.0.0.1:$pk")
+# BENCH_KINESIS=off measures OpenTelemetry alone (separates cinemo's own cost
+# from kinesalite's, which shares the same cores here).
+if [ "${BENCH_KINESIS:-on}" = off ]; then on_env=("${on_env[@]:0:2}"); fi
+
+# run NAME on|off: starts both tiers, measures the read path, stops them.
+# Prints "rps p99_ms non2xx".
+run() {
+  local name=$1 extra pi pp ipid ppid id
+  if [ "$2" = on ]; then extra=("${on_env[@]}"); else extra=("${off_env[@]}"); fi
+  pi=$(free_port); pp=$(free_port)
+  # The bench's log level hides info lines; the sink's stop line is info.
+  env "${common_env[@]}" "${extra[@]}" CINEMO__LOG__LEVEL='warn,cinemo::kinesis=info' \
+    CINEMO__INTERNAL__LISTEN="127.0.0.1:$pi" CINEMO__STORAGE__URL="sqlite://$work/$name.db" \
+    "$BIN" --mode internal >"$work/$name-internal.log" 2>&1 &
+  ipid=$!; track_pid $ipid
+  env "${common_env[@]}" "${extra[@]}" CINEMO__LOG__LEVEL='warn,cinemo::kinesis=info' \
+    CINEMO__PUBLIC__LISTEN="127.0.0.1:$pp" CINEMO__PUBLIC__INTERNAL_URL="http://127.0.0.1:$pi" \
+    "$BIN" --mode public >"$work/$name-public.log" 2>&1 &
+  ppid=$!; track_pid $ppid
+  wait_port "$pi"; wait_port "$pp"
+  "$BIN" healthcheck "http://127.0.0.1:$pp" || die "public tier not live"
+  id=$(curl -fsS -X POST -H 'content-type: application/json' -d '{"name":"Bench Customer"}' \
+    "http://127.0.0.1:$pp/api/customers" | python3 -c 'import json,sys; print(json.load(sys.stdin)["customerId"])')
+  wrk -t2 -c64 -d"${S}s" --latency -H 'X-Trace: bench-trace-token' \
+    "http://127.0.0.1:$pp/api/customers/$id" >"$work/$name.wrk"
+  kill -TERM $ppid; wait $ppid || true
+  kill -TERM $ipid; wait $ipid || true
+  python3 - "$work/$name.wrk" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+m = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+v, unit = float(m.group(1)), m.group(2)
+p99 = v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+print(f"{rps:.0f} {p99:.2f} {int(non2xx.group(1)) if non2xx else 0}")
+PY
+}
+
+log "telemetry off (${S}s)"; read -r off_rps off_p99 off_err < <(run off off)
+log "telemetry on: X-Trace on every request, Kinesis sink, OTLP export (${S}s)"
+read -r on_rps on_p99 on_err < <(run on on)
+
+sink=$({ grep -h 'kinesis sink stopped' "$work/on-public.log" "$work/on-internal.log" || true; } | python3 -c '
+import json, sys
+t = {"sent": 0, "retried": 0, "dropped": 0}
+for line in sys.stdin:
+    e = json.loads(line)
+    for k in t: t[k] += e.get(k, 0)
+print("sent={sent} retried={retried} dropped={dropped}".format(**t))')
+
+python3 - "$off_rps" "$off_p99" "$off_err" "$on_rps" "$on_p99" "$on_err" "$sink" <<'PY'
+import sys
+off_rps, off_p99, off_err, on_rps, on_p99, on_err = map(float, sys.argv[1:7])
+ratio = on_rps / off_rps if off_rps else 0
+p99_ratio = off_p99 / on_p99 if on_p99 else 0
+print()
+print(f"{'run':<16}{'req/s':>10}{'p99 ms':>10}{'non-2xx':>10}")
+print(f"{'telemetry off':<16}{off_rps:>10.0f}{off_p99:>10.2f}{off_err:>10.0f}")
+print(f"{'telemetry on':<16}{on_rps:>10.0f}{on_p99:>10.2f}{on_err:>10.0f}")
+print(f"throughput ratio on/off: {ratio:.3f}   p99 ratio off/on: {p99_ratio:.3f}   (target >= 0.9)")
+print(f"kinesis sink: {sys.argv[7]}")
+PY

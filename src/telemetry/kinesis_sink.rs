@@ -1,0 +1,492 @@
+//! The Kinesis sink: a background task that drains the `Diagnostics` queue
+//! into `PutRecords` calls. Modelled on vector's `aws_kinesis` sink: batches
+//! within the API limits, retries only the records that failed, treats
+//! throughput errors as retryable.
+//!
+//! The queue between request handlers and this task *is* the bounded
+//! buffer: while Kinesis is slow or down this task sits in its backoff, the
+//! queue fills, and `Diagnostics::emit` drops and counts what does not fit.
+//! Requests never wait for Kinesis.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::config::Region;
+use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::diagnostics::{Diagnostics, Frame};
+use super::names;
+use super::otel;
+use crate::settings::KinesisSettings;
+
+/// PutRecords limits (AWS API reference).
+pub const MAX_RECORDS_PER_CALL: usize = 500;
+pub const MAX_BYTES_PER_CALL: usize = 5 * 1024 * 1024;
+/// Data plus partition key of one record.
+pub const MAX_BYTES_PER_RECORD: usize = 1024 * 1024;
+
+/// Per-record error codes worth sending again: throttling and Kinesis'
+/// own transient failures. Anything else (KMS misconfiguration, ...) will
+/// fail the same way next time, so the record is dropped and counted.
+const RETRYABLE_RECORD_ERRORS: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "InternalFailure",
+    "KMSThrottlingException",
+];
+
+/// The sink's health, read by the OpenTelemetry gauges and logged at stop.
+#[derive(Default)]
+pub struct SinkStats {
+    pub sent: AtomicU64,
+    pub retried: AtomicU64,
+    /// Shared with `Diagnostics`: queue overflow plus the sink's own drops.
+    pub dropped: Arc<AtomicU64>,
+    /// Records taken off the queue and not yet acknowledged by Kinesis.
+    pub in_flight: AtomicU64,
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl SinkStats {
+    fn set_error(&self, code: &str, text: String) {
+        otel::metrics().kinesis_error(code);
+        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        // Logged on change only: an outage retried every few seconds must
+        // not flood the journal.
+        if last.as_deref() != Some(text.as_str()) {
+            tracing::warn!(target: "cinemo::kinesis", error = %text, "kinesis write failed");
+            *last = Some(text);
+        }
+    }
+
+    fn clear_error(&self) {
+        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        if last.take().is_some() {
+            tracing::info!(target: "cinemo::kinesis", "kinesis writes succeed again");
+        }
+    }
+
+    fn drop_records(&self, n: usize) {
+        self.dropped.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+struct Record {
+    data: Vec<u8>,
+    key: String,
+}
+
+impl Record {
+    fn size(&self) -> usize {
+        self.data.len() + self.key.len()
+    }
+}
+
+/// Everything the task needs besides the client.
+#[derive(Clone)]
+struct Tuning {
+    stream: String,
+    fixed_key: Option<String>,
+    batch_max_records: usize,
+    flush_interval: Duration,
+    max_backoff: Duration,
+}
+
+/// The running sink; `diagnostics()` hands out the producer side.
+pub struct KinesisSink {
+    tx: mpsc::Sender<Frame>,
+    stats: Arc<SinkStats>,
+    stop: CancellationToken,
+    deadline: Arc<Mutex<Option<Instant>>>,
+    task: JoinHandle<()>,
+}
+
+impl KinesisSink {
+    /// Builds the client (standard AWS credential chain) and starts the task
+    /// on the current runtime.
+    pub async fn start(settings: &KinesisSettings) -> anyhow::Result<Self> {
+        let stream = settings
+            .stream_name
+            .clone()
+            .context("kinesis is enabled but kinesis.stream_name is not set")?;
+        let client = client(settings).await;
+        let tuning = Tuning {
+            stream,
+            fixed_key: settings.partition_key.clone().filter(|k| !k.is_empty()),
+            batch_max_records: settings.batch_max_records.clamp(1, MAX_RECORDS_PER_CALL),
+            flush_interval: Duration::from_millis(settings.flush_interval_ms.max(1)),
+            max_backoff: Duration::from_millis(settings.max_backoff_ms.max(1)),
+        };
+        let (tx, rx) = mpsc::channel(settings.buffer_capacity.max(1));
+        let stats = Arc::new(SinkStats::default());
+        let stop = CancellationToken::new();
+        let deadline = Arc::new(Mutex::new(None));
+        otel::register_kinesis_gauges(stats.clone(), tx.clone());
+        let worker = Worker {
+            client,
+            tuning,
+            rx,
+            stats: stats.clone(),
+            stop: stop.clone(),
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+            in_flight: Vec::new(),
+        };
+        let task = tokio::spawn(worker.run(deadline.clone()));
+        tracing::info!(
+            target: "cinemo::kinesis",
+            stream = %settings.stream_name.as_deref().unwrap_or_default(),
+            capacity = settings.buffer_capacity,
+            "kinesis sink started"
+        );
+        Ok(KinesisSink {
+            tx,
+            stats,
+            stop,
+            deadline,
+            task,
+        })
+    }
+
+    /// The producer handle for one tier's frames.
+    pub fn diagnostics(&self, app_id: &'static str) -> Diagnostics {
+        Diagnostics::new(app_id, self.tx.clone(), self.stats.dropped.clone())
+    }
+
+    pub fn stats(&self) -> Arc<SinkStats> {
+        self.stats.clone()
+    }
+
+    /// Sends what is queued, giving up at `deadline`; what is left then is
+    /// counted as dropped. Called after HTTP has drained.
+    pub async fn shutdown(self, deadline: Instant) {
+        *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some(deadline);
+        self.stop.cancel();
+        // The task bounds itself by the deadline; the grace only covers its
+        // bookkeeping.
+        let _ = tokio::time::timeout_at(deadline + Duration::from_millis(500), self.task).await;
+    }
+}
+
+async fn client(settings: &KinesisSettings) -> Client {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(region) = &settings.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(endpoint) = &settings.endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let shared = loader.load().await;
+    let call_timeout = Duration::from_millis(settings.call_timeout_ms.max(1));
+    let config = aws_sdk_kinesis::config::Builder::from(&shared)
+        // The sink retries with its own backoff, and only the failed
+        // records; SDK retries would resend whole batches on top of that.
+        .retry_config(RetryConfig::disabled())
+        // A blackholed endpoint must end in an error the backoff handles,
+        // not a call that hangs while the queue overflows silently.
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(call_timeout.min(Duration::from_secs(2)))
+                .operation_timeout(call_timeout)
+                .build(),
+        )
+        .build();
+    Client::from_conf(config)
+}
+
+struct Worker {
+    client: Client,
+    tuning: Tuning,
+    rx: mpsc::Receiver<Frame>,
+    stats: Arc<SinkStats>,
+    stop: CancellationToken,
+    /// Taken off the queue, waiting for the next batch.
+    pending: VecDeque<Record>,
+    pending_bytes: usize,
+    /// The batch being sent (or its failed remainder being retried).
+    in_flight: Vec<Record>,
+}
+
+enum Sent {
+    Done,
+    /// Stop was requested while backing off; the remainder is still in
+    /// `in_flight`.
+    Interrupted,
+}
+
+impl Worker {
+    async fn run(mut self, deadline: Arc<Mutex<Option<Instant>>>) {
+        let mut flush_at: Option<Instant> = None;
+        loop {
+            let wait_flush = async {
+                match flush_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => break,
+                frame = self.rx.recv() => {
+                    let Some(frame) = frame else { break };
+                    self.push(frame);
+                    // Take whatever else is already queued without waiting.
+                    while self.pending.len() < self.tuning.batch_max_records {
+                        match self.rx.try_recv() {
+                            Ok(frame) => self.push(frame),
+                            Err(_) => break,
+                        }
+                    }
+                    if self.batch_full() {
+                        if let Sent::Interrupted = self.send_next_batch(false).await {
+                            break;
+                        }
+                        flush_at = if self.pending.is_empty() {
+                            None
+                        } else if self.batch_full() {
+                            Some(Instant::now())
+                        } else {
+                            Some(Instant::now() + self.tuning.flush_interval)
+                        };
+                    } else if flush_at.is_none() {
+                        flush_at = Some(Instant::now() + self.tuning.flush_interval);
+                    }
+                }
+                _ = wait_flush => {
+                    flush_at = None;
+                    if let Sent::Interrupted = self.send_next_batch(false).await {
+                        break;
+                    }
+                    if !self.pending.is_empty() {
+                        flush_at = Some(Instant::now());
+                    }
+                }
+            }
+        }
+        self.final_flush(deadline).await;
+    }
+
+    fn push(&mut self, frame: Frame) {
+        let data = frame.to_json().into_bytes();
+        let key = match &self.tuning.fixed_key {
+            Some(k) => k.clone(),
+            // A random key per record spreads load over every shard; the
+            // frames carry their own timestamps, so order across shards
+            // does not matter to readers.
+            None => format!("{:032x}", rand::random::<u128>()),
+        };
+        let record = Record { data, key };
+        if record.size() > MAX_BYTES_PER_RECORD {
+            self.stats.set_error(
+                "RecordTooLarge",
+                format!("dropped a {} byte frame", record.size()),
+            );
+            self.stats.drop_records(1);
+            otel::metrics().kinesis_records(names::RESULT_DROPPED, 1);
+            return;
+        }
+        self.pending_bytes += record.size();
+        self.pending.push_back(record);
+        self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn batch_full(&self) -> bool {
+        self.pending.len() >= self.tuning.batch_max_records
+            || self.pending_bytes >= MAX_BYTES_PER_CALL
+    }
+
+    /// Moves the next batch (within the call limits) from `pending` to
+    /// `in_flight` and sends it until every record is written or dropped.
+    async fn send_next_batch(&mut self, final_phase: bool) -> Sent {
+        if self.in_flight.is_empty() {
+            let mut bytes = 0;
+            while let Some(next) = self.pending.front() {
+                if self.in_flight.len() >= self.tuning.batch_max_records
+                    || (bytes + next.size() > MAX_BYTES_PER_CALL && !self.in_flight.is_empty())
+                {
+                    break;
+                }
+                bytes += next.size();
+                self.pending_bytes -= next.size();
+                if let Some(record) = self.pending.pop_front() {
+                    self.in_flight.push(record);
+                }
+            }
+        }
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(self.tuning.max_backoff)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        while !self.in_flight.is_empty() {
+            self.put_in_flight().await;
+            if self.in_flight.is_empty() {
+                break;
+            }
+            let delay = backoff.next().unwrap_or(self.tuning.max_backoff);
+            if final_phase {
+                tokio::time::sleep(delay).await;
+            } else {
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = self.stop.cancelled() => return Sent::Interrupted,
+                }
+            }
+            let n = self.in_flight.len() as u64;
+            self.stats.retried.fetch_add(n, Ordering::Relaxed);
+            otel::metrics().kinesis_records(names::RESULT_RETRIED, n);
+        }
+        Sent::Done
+    }
+
+    /// One PutRecords call for `in_flight`; leaves only the records to retry.
+    async fn put_in_flight(&mut self) {
+        let entries: Result<Vec<_>, _> = self
+            .in_flight
+            .iter()
+            .map(|r| {
+                PutRecordsRequestEntry::builder()
+                    .data(Blob::new(r.data.clone()))
+                    .partition_key(&r.key)
+                    .build()
+            })
+            .collect();
+        let entries = match entries {
+            Ok(e) => e,
+            Err(e) => {
+                // Cannot happen with data and key set; never loop on it.
+                self.give_up_in_flight("BuildError", e.to_string());
+                return;
+            }
+        };
+        let result = self
+            .client
+            .put_records()
+            .stream_name(&self.tuning.stream)
+            .set_records(Some(entries))
+            .send()
+            .await;
+        let output = match result {
+            Ok(output) => output,
+            Err(e) => {
+                let code = e.code().unwrap_or("ConnectionError").to_owned();
+                let text = format!("PutRecords failed: {}", DisplayErrorContext(&e));
+                if code == "ValidationException" {
+                    // The batch itself is malformed; it would fail forever.
+                    self.give_up_in_flight(&code, text);
+                } else {
+                    // Nothing was written: the whole batch is retried.
+                    self.stats.set_error(&code, text);
+                }
+                return;
+            }
+        };
+        let results = output.records();
+        let mut retry = Vec::new();
+        let mut sent = 0u64;
+        let mut dropped = 0u64;
+        let records = std::mem::take(&mut self.in_flight);
+        let total = records.len() as u64;
+        for (i, record) in records.into_iter().enumerate() {
+            // A missing result entry is treated as a retryable failure.
+            let code = match results.get(i) {
+                Some(r) => r.error_code().map(str::to_owned),
+                None => Some("MissingResult".to_owned()),
+            };
+            match code {
+                None => sent += 1,
+                Some(code)
+                    if RETRYABLE_RECORD_ERRORS.contains(&code.as_str())
+                        || code == "MissingResult" =>
+                {
+                    self.stats
+                        .set_error(&code, format!("record failed: {code}"));
+                    retry.push(record);
+                }
+                Some(code) => {
+                    self.stats
+                        .set_error(&code, format!("record rejected: {code}"));
+                    dropped += 1;
+                }
+            }
+        }
+        self.stats.sent.fetch_add(sent, Ordering::Relaxed);
+        self.stats
+            .in_flight
+            .fetch_sub(total - retry.len() as u64, Ordering::Relaxed);
+        otel::metrics().kinesis_records(names::RESULT_SENT, sent);
+        if dropped > 0 {
+            self.stats.drop_records(dropped as usize);
+            otel::metrics().kinesis_records(names::RESULT_DROPPED, dropped);
+        }
+        if retry.is_empty() {
+            self.stats.clear_error();
+        }
+        self.in_flight = retry;
+    }
+
+    fn give_up_in_flight(&mut self, code: &str, text: String) {
+        let n = self.in_flight.len();
+        self.stats.set_error(code, text);
+        self.stats.drop_records(n);
+        self.stats.in_flight.fetch_sub(n as u64, Ordering::Relaxed);
+        otel::metrics().kinesis_records(names::RESULT_DROPPED, n as u64);
+        self.in_flight.clear();
+    }
+
+    /// After stop: everything still queued is sent until the deadline;
+    /// whatever is left then is dropped and counted.
+    async fn final_flush(mut self, deadline: Arc<Mutex<Option<Instant>>>) {
+        let deadline = deadline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(5));
+        while let Ok(frame) = self.rx.try_recv() {
+            self.push(frame);
+        }
+        let flushed = tokio::time::timeout_at(deadline, async {
+            while !self.in_flight.is_empty() || !self.pending.is_empty() {
+                self.send_next_batch(true).await;
+            }
+        })
+        .await;
+        if flushed.is_err() {
+            let left = self.in_flight.len() + self.pending.len();
+            self.stats.drop_records(left);
+            self.stats
+                .in_flight
+                .fetch_sub(left as u64, Ordering::Relaxed);
+            otel::metrics().kinesis_records(names::RESULT_DROPPED, left as u64);
+            tracing::warn!(target: "cinemo::kinesis", left, "shutdown deadline reached with frames unsent");
+        }
+        let last_error = self
+            .stats
+            .last_error
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default();
+        tracing::info!(
+            target: "cinemo::kinesis",
+            sent = self.stats.sent.load(Ordering::Relaxed),
+            retried = self.stats.retried.load(Ordering::Relaxed),
+            dropped = self.stats.dropped.load(Ordering::Relaxed),
+            last_error = last_error.as_deref().unwrap_or(""),
+            "{}",
+            names::LOG_KINESIS_SINK_STOPPED
+        );
+    }
+}

@@ -1,0 +1,389 @@
+//! OpenTelemetry: metrics and traces over OTLP/HTTP (protobuf) to the
+//! collector sidecar. Export runs on the SDK's own background threads with
+//! timeouts, so a missing collector costs requests nothing: the request path
+//! only records into in-memory aggregations and span queues.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::HeaderMap;
+use actix_web::middleware::Next;
+use opentelemetry::context::FutureExt;
+use opentelemetry::global::{self, BoxedTracer};
+use opentelemetry::metrics::{Counter, Histogram};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::{SdkMeterProvider, Temporality};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use tokio::sync::mpsc;
+
+use super::Frame;
+use super::names::*;
+use crate::build_info;
+use crate::settings::Settings;
+
+/// Keeps the providers so shutdown can flush them.
+pub struct OtelGuard {
+    meters: SdkMeterProvider,
+    tracer: SdkTracerProvider,
+}
+
+/// Installs the global propagator always (so `traceparent` is honoured and
+/// forwarded even with export off) and, when `otlp.enabled`, the exporting
+/// meter and tracer providers. Must run before the first `metrics()` call.
+pub fn init(settings: &Settings) -> anyhow::Result<Option<OtelGuard>> {
+    global::set_text_map_propagator(TraceContextPropagator::new());
+    if !settings.otlp.enabled {
+        return Ok(None);
+    }
+    let base = settings.otlp.endpoint.trim_end_matches('/');
+    let timeout = Duration::from_millis(settings.otlp.timeout_ms.max(1));
+    let interval = Duration::from_millis(settings.otlp.export_interval_ms.max(1));
+    let resource = resource(settings);
+
+    let metric_exporter = opentelemetry_otlp::MetricExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(format!("{base}/v1/metrics"))
+        .with_timeout(timeout)
+        // Deltas: the collector's awsemf exporter turns them into
+        // CloudWatch sums without keeping per-process state.
+        .with_temporality(Temporality::Delta)
+        .build()?;
+    let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(metric_exporter)
+        .with_interval(interval)
+        .build();
+    let meters = SdkMeterProvider::builder()
+        .with_reader(reader)
+        .with_resource(resource.clone())
+        .build();
+
+    let span_exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(format!("{base}/v1/traces"))
+        .with_timeout(timeout)
+        .build()?;
+    // A bounded queue: when the collector is gone, spans beyond it are
+    // dropped by the SDK instead of growing memory.
+    let batch = BatchConfigBuilder::default()
+        .with_max_queue_size(8192)
+        .with_scheduled_delay(interval.min(Duration::from_secs(5)))
+        .build();
+    let processor = BatchSpanProcessor::builder(span_exporter)
+        .with_batch_config(batch)
+        .build();
+    let tracer = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .with_resource(resource)
+        .build();
+
+    global::set_meter_provider(meters.clone());
+    global::set_tracer_provider(tracer.clone());
+    tracing::info!(endpoint = base, "OpenTelemetry export on");
+    Ok(Some(OtelGuard { meters, tracer }))
+}
+
+fn resource(settings: &Settings) -> Resource {
+    let environment = std::env::var("CINEMO_ENV").ok().filter(|e| !e.is_empty());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    // cinemo-bootstrap puts the EC2 instance id in the environment; asking
+    // the metadata service here would slow every start off EC2.
+    let instance = std::env::var("CINEMO_INSTANCE_ID")
+        .ok()
+        .filter(|i| !i.is_empty())
+        .unwrap_or_else(|| host.clone());
+    Resource::builder_empty()
+        .with_service_name("cinemo")
+        .with_attributes([
+            KeyValue::new("service.version", build_info::VERSION),
+            KeyValue::new(RESOURCE_MODE, settings.mode.as_str()),
+            KeyValue::new(
+                "deployment.environment",
+                environment.unwrap_or_else(|| "dev".into()),
+            ),
+            KeyValue::new("host.name", host),
+            KeyValue::new("service.instance.id", instance),
+        ])
+        .build()
+}
+
+impl OtelGuard {
+    /// Flushes and stops both providers, waiting at most `deadline`. The SDK
+    /// calls block, so they run on their own thread.
+    pub fn shutdown(self, deadline: Duration) {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("otel-shutdown".into())
+            .spawn(move || {
+                let _ = self.tracer.shutdown_with_timeout(deadline);
+                let _ = self.meters.shutdown_with_timeout(deadline);
+                let _ = done_tx.send(());
+            });
+        if spawned.is_ok() && done_rx.recv_timeout(deadline).is_err() {
+            tracing::warn!("OpenTelemetry flush did not finish before the shutdown deadline");
+        }
+    }
+}
+
+/// The instruments, created once from the global meter.
+pub struct Instruments {
+    tracer: BoxedTracer,
+    customer_create: Counter<u64>,
+    customer_read: Counter<u64>,
+    http_duration: Histogram<f64>,
+    dependency_duration: Histogram<f64>,
+    kinesis_records: Counter<u64>,
+    kinesis_errors: Counter<u64>,
+}
+
+/// Latency buckets in seconds: 1 ms to 10 s.
+const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+pub fn metrics() -> &'static Instruments {
+    static INSTRUMENTS: OnceLock<Instruments> = OnceLock::new();
+    INSTRUMENTS.get_or_init(|| {
+        let meter = global::meter(METER_NAME);
+        let histogram = |name: &'static str| {
+            meter
+                .f64_histogram(name)
+                .with_unit("s")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build()
+        };
+        Instruments {
+            tracer: global::tracer(METER_NAME),
+            customer_create: meter.u64_counter(METRIC_CUSTOMER_CREATE).build(),
+            customer_read: meter.u64_counter(METRIC_CUSTOMER_READ).build(),
+            http_duration: histogram(METRIC_HTTP_SERVER_DURATION),
+            dependency_duration: histogram(METRIC_DEPENDENCY_DURATION),
+            kinesis_records: meter.u64_counter(METRIC_KINESIS_RECORDS).build(),
+            kinesis_errors: meter.u64_counter(METRIC_KINESIS_ERRORS).build(),
+        }
+    })
+}
+
+impl Instruments {
+    /// The OpenTelemetry twin of one contract counter event.
+    pub fn business_event(&self, frame_name: &str) {
+        let (counter, outcome) = match frame_name {
+            CREATE_CUSTOMER_ATTEMPT => (&self.customer_create, OUTCOME_ATTEMPT),
+            CREATE_CUSTOMER_SUCCESS => (&self.customer_create, OUTCOME_SUCCESS),
+            CREATE_CUSTOMER_FAIL => (&self.customer_create, OUTCOME_FAIL),
+            READ_CUSTOMER_ATTEMPT => (&self.customer_read, OUTCOME_ATTEMPT),
+            READ_CUSTOMER_SUCCESS => (&self.customer_read, OUTCOME_SUCCESS),
+            READ_CUSTOMER_FAIL => (&self.customer_read, OUTCOME_FAIL),
+            _ => return,
+        };
+        counter.add(1, &[KeyValue::new(ATTR_OUTCOME, outcome)]);
+    }
+
+    pub fn kinesis_records(&self, result: &'static str, n: u64) {
+        if n > 0 {
+            self.kinesis_records
+                .add(n, &[KeyValue::new(ATTR_RESULT, result)]);
+        }
+    }
+
+    pub fn kinesis_error(&self, code: &str) {
+        self.kinesis_errors
+            .add(1, &[KeyValue::new(ATTR_ERROR_TYPE, code.to_owned())]);
+    }
+}
+
+/// `cinemo.kinesis.buffered`: frames queued plus frames the sink holds.
+pub fn register_kinesis_gauges(
+    stats: std::sync::Arc<super::kinesis_sink::SinkStats>,
+    probe: mpsc::Sender<Frame>,
+) {
+    let meter = global::meter(METER_NAME);
+    // The meter keeps the callback registered; the handle is not needed.
+    let _gauge = meter
+        .u64_observable_gauge(METRIC_KINESIS_BUFFERED)
+        .with_callback(move |observer| {
+            let queued = probe.max_capacity().saturating_sub(probe.capacity()) as u64;
+            let held = stats.in_flight.load(std::sync::atomic::Ordering::Relaxed);
+            observer.observe(queued + held, &[]);
+        })
+        .build();
+}
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// The trace id of a valid incoming `traceparent`, as 32 hex characters.
+pub fn traceparent_trace_id(headers: &HeaderMap) -> Option<String> {
+    let cx = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid().then(|| sc.trace_id().to_string())
+}
+
+/// Actix middleware (`middleware::from_fn`): a server span per request,
+/// child of an incoming `traceparent`, and `http.server.request.duration`
+/// labelled with the route pattern (never the raw path, which would make
+/// one time series per customer id).
+pub async fn request_telemetry(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let start = Instant::now();
+    let instruments = metrics();
+    let route = req.match_pattern();
+    let method = req.method().as_str().to_owned();
+    let parent = global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(req.headers())));
+    let mut attributes = vec![KeyValue::new(ATTR_HTTP_METHOD, method.clone())];
+    if let Some(route) = &route {
+        attributes.push(KeyValue::new(ATTR_HTTP_ROUTE, route.clone()));
+    }
+    if let Some(token) = req
+        .headers()
+        .get(TRACE_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        let token: String = token
+            .chars()
+            .take(crate::domain::TraceToken::MAX_LEN)
+            .collect();
+        attributes.push(KeyValue::new(SPAN_ATTR_X_TRACE, token));
+    }
+    let name = match &route {
+        Some(route) => format!("{method} {route}"),
+        None => method.clone(),
+    };
+    let span = instruments
+        .tracer
+        .span_builder(name)
+        .with_kind(SpanKind::Server)
+        .with_attributes(attributes)
+        .start_with_context(&instruments.tracer, &parent);
+    let cx = parent.with_span(span);
+
+    let result = next.call(req).with_context(cx.clone()).await;
+
+    let status = match &result {
+        Ok(res) => res.status().as_u16(),
+        Err(e) => e.as_response_error().status_code().as_u16(),
+    };
+    let span = cx.span();
+    span.set_attribute(KeyValue::new(ATTR_HTTP_STATUS, i64::from(status)));
+    if status >= 500 {
+        span.set_status(Status::error(format!("HTTP {status}")));
+    }
+    span.end();
+    let mut labels = vec![
+        KeyValue::new(ATTR_HTTP_METHOD, method),
+        KeyValue::new(ATTR_HTTP_STATUS, i64::from(status)),
+    ];
+    if let Some(route) = route {
+        labels.push(KeyValue::new(ATTR_HTTP_ROUTE, route));
+    }
+    instruments
+        .http_duration
+        .record(start.elapsed().as_secs_f64(), &labels);
+    result
+}
+
+/// A client span and a `cinemo.dependency.duration` measurement for one
+/// call to the internal tier or to storage.
+pub struct DependencyCall {
+    cx: Context,
+    peer: &'static str,
+    start: Instant,
+}
+
+impl DependencyCall {
+    /// A child of the current request's span (set by `request_telemetry`).
+    pub fn start(peer: &'static str, name: String) -> Self {
+        let instruments = metrics();
+        let parent = Context::current();
+        let span = instruments
+            .tracer
+            .span_builder(name)
+            .with_kind(SpanKind::Client)
+            .with_attributes([KeyValue::new(ATTR_PEER, peer)])
+            .start_with_context(&instruments.tracer, &parent);
+        DependencyCall {
+            cx: parent.with_span(span),
+            peer,
+            start: Instant::now(),
+        }
+    }
+
+    /// The W3C headers (`traceparent`, `tracestate`) that make the callee's
+    /// span a child of this one.
+    pub fn propagation_headers(&self) -> HashMap<String, String> {
+        let mut headers = HashMap::new();
+        global::get_text_map_propagator(|p| p.inject_context(&self.cx, &mut headers));
+        headers
+    }
+
+    /// `outcome`: `success`, `fail` or `timeout`.
+    pub fn finish(self, outcome: &'static str) {
+        let span = self.cx.span();
+        span.set_attribute(KeyValue::new(ATTR_OUTCOME, outcome));
+        if outcome != OUTCOME_SUCCESS {
+            span.set_status(Status::error(outcome));
+        }
+        span.end();
+        metrics().dependency_duration.record(
+            self.start.elapsed().as_secs_f64(),
+            &[
+                KeyValue::new(ATTR_PEER, self.peer),
+                KeyValue::new(ATTR_OUTCOME, outcome),
+            ],
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            HeaderName::from_static(TRACEPARENT_HEADER),
+            HeaderValue::from_str(value).unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn traceparent_gives_its_trace_id_only_when_valid() {
+        let ok = headers("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        assert_eq!(
+            traceparent_trace_id(&ok).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "garbage",
+        ] {
+            assert_eq!(traceparent_trace_id(&headers(bad)), None, "{bad}");
+        }
+        assert_eq!(traceparent_trace_id(&HeaderMap::new()), None);
+    }
+}

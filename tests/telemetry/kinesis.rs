@@ -1,0 +1,463 @@
+//! The Kinesis sink against kinesalite (real PutRecords/GetRecords), a TCP
+//! proxy that takes Kinesis away, and a fake endpoint that fails records.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+use super::harness::*;
+
+const STREAM: &str = "cinemo-diagnostics";
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Seen {
+    Metric {
+        app: String,
+        name: String,
+    },
+    Log {
+        app: String,
+        trace: String,
+        message: String,
+    },
+}
+
+fn q(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+/// Parses one record and checks it is byte for byte the contract's layout
+/// (key order, no spaces, `count` 1).
+fn frame(raw: &str) -> Seen {
+    let v: serde_json::Value = serde_json::from_str(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
+    let d = &v["data"];
+    let ts = d["timestamp"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no timestamp: {raw}"));
+    let app = d["appId"].as_str().unwrap().to_owned();
+    match v["type"].as_str() {
+        Some("metrics") => {
+            let name = d["name"].as_str().unwrap().to_owned();
+            let expected = format!(
+                r#"{{"type":"metrics","data":{{"appId":{},"name":{},"count":1,"timestamp":{ts}}}}}"#,
+                q(&app),
+                q(&name)
+            );
+            assert_eq!(raw, expected);
+            Seen::Metric { app, name }
+        }
+        Some("logs") => {
+            let trace = d["traceId"].as_str().unwrap().to_owned();
+            let message = d["message"].as_str().unwrap().to_owned();
+            let expected = format!(
+                r#"{{"type":"logs","data":{{"appId":{},"traceId":{},"message":{},"timestamp":{ts}}}}}"#,
+                q(&app),
+                q(&trace),
+                q(&message)
+            );
+            assert_eq!(raw, expected);
+            Seen::Log {
+                app,
+                trace,
+                message,
+            }
+        }
+        other => panic!("unknown frame type {other:?}: {raw}"),
+    }
+}
+
+fn metric(name: &str) -> Seen {
+    Seen::Metric {
+        app: "cinemo-public".into(),
+        name: name.into(),
+    }
+}
+
+fn log(app: &str, trace: &str, message: &str) -> Seen {
+    Seen::Log {
+        app: app.into(),
+        trace: trace.into(),
+        message: message.into(),
+    }
+}
+
+fn counts(frames: impl IntoIterator<Item = Seen>) -> BTreeMap<Seen, usize> {
+    let mut m = BTreeMap::new();
+    for f in frames {
+        *m.entry(f).or_default() += 1;
+    }
+    m
+}
+
+fn sink_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("CINEMO__KINESIS__ENDPOINT", endpoint.to_owned()),
+        ("CINEMO__KINESIS__REGION", "us-east-1".into()),
+        ("CINEMO__KINESIS__STREAM_NAME", STREAM.into()),
+    ]
+}
+
+async fn create(client: &reqwest::Client, base: &str, trace: Option<&str>) -> (u16, String) {
+    let mut req = client
+        .post(format!("{base}/api/customers"))
+        .json(&serde_json::json!({"name": "Ada"}));
+    if let Some(t) = trace {
+        req = req.header("X-Trace", t);
+    }
+    let r = req.send().await.expect("create");
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r.json().await.unwrap_or_default();
+    (
+        status,
+        body["customerId"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+async fn read(client: &reqwest::Client, base: &str, id: &str, headers: &[(&str, &str)]) -> u16 {
+    let mut req = client.get(format!("{base}/api/customers/{id}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.expect("read").status().as_u16()
+}
+
+/// The sink's final counts, from its stop line.
+fn sink_counts(app: &Cinemo) -> (u64, u64, u64) {
+    let events = app.log_events("kinesis sink stopped");
+    assert_eq!(events.len(), 1, "one stop line expected:\n{}", app.log());
+    let e = &events[0];
+    (
+        e["sent"].as_u64().unwrap(),
+        e["retried"].as_u64().unwrap(),
+        e["dropped"].as_u64().unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_match_the_requests_and_shutdown_flushes_them() {
+    let Some(node_modules) = need_kinesalite() else {
+        return;
+    };
+    let kinesalite = Kinesalite::start(&node_modules);
+    let kinesis = kinesis_client(&kinesalite.endpoint()).await;
+    create_stream(&kinesis, STREAM, 2).await;
+
+    let mut env = sink_env(&kinesalite.endpoint());
+    // Nothing is flushed by time: every frame must come from the final
+    // flush at shutdown.
+    env.push(("CINEMO__KINESIS__FLUSH_INTERVAL_MS", "600000".into()));
+    let mut app = Cinemo::spawn("all", &env).await;
+    let base = app.url().to_owned();
+    let http = reqwest::Client::new();
+
+    let (s, plain_id) = create(&http, &base, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(read(&http, &base, &plain_id, &[]).await, 200);
+    let (s, traced_id) = create(&http, &base, Some("t-create")).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        read(&http, &base, &traced_id, &[("X-Trace", "t-read")]).await,
+        200
+    );
+    assert_eq!(
+        read(&http, &base, "nope", &[("x-trace", "t-bad")]).await,
+        400
+    );
+    let w3c = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traceparent = format!("00-{w3c}-00f067aa0ba902b7-01");
+    assert_eq!(
+        read(&http, &base, &plain_id, &[("traceparent", &traceparent)]).await,
+        200
+    );
+    // Not yet sent: the flush interval is long and the batch is small.
+    assert!(
+        kinesis_is_empty(&kinesis).await,
+        "frames were sent before shutdown"
+    );
+
+    app.stop().await;
+    let frames = read_all(&kinesis, STREAM).await;
+    let seen = counts(frames.iter().map(|f| frame(f)));
+
+    let expected = counts([
+        metric("createCustomer.attempt"),
+        metric("createCustomer.success"),
+        metric("createCustomer.attempt"),
+        metric("createCustomer.success"),
+        metric("readCustomer.attempt"),
+        metric("readCustomer.success"),
+        metric("readCustomer.attempt"),
+        metric("readCustomer.success"),
+        metric("readCustomer.attempt"),
+        metric("readCustomer.fail"),
+        metric("readCustomer.attempt"),
+        metric("readCustomer.success"),
+        log("cinemo-public", "t-create", "creating customer"),
+        log(
+            "cinemo-internal",
+            "t-create",
+            &format!("stored {traced_id}"),
+        ),
+        log(
+            "cinemo-public",
+            "t-create",
+            &format!("created customer {traced_id}"),
+        ),
+        log(
+            "cinemo-public",
+            "t-read",
+            &format!("reading customer {traced_id}"),
+        ),
+        log("cinemo-internal", "t-read", &format!("read {traced_id}")),
+        log(
+            "cinemo-public",
+            "t-read",
+            &format!("read customer {traced_id}"),
+        ),
+        log(
+            "cinemo-public",
+            "t-bad",
+            "read customer rejected: malformed customerId",
+        ),
+        log(
+            "cinemo-public",
+            w3c,
+            &format!("reading customer {plain_id}"),
+        ),
+        log("cinemo-internal", w3c, &format!("read {plain_id}")),
+        log("cinemo-public", w3c, &format!("read customer {plain_id}")),
+    ]);
+    assert_eq!(
+        seen,
+        expected,
+        "frames in the stream:\n{}",
+        frames.join("\n")
+    );
+    let (sent, retried, dropped) = sink_counts(&app);
+    assert_eq!((sent, retried, dropped), (frames.len() as u64, 0, 0));
+}
+
+async fn kinesis_is_empty(kinesis: &aws_sdk_kinesis::Client) -> bool {
+    read_all(kinesis, STREAM).await.is_empty()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kinesis_outage_costs_requests_nothing_and_frames_arrive_after() {
+    let Some(node_modules) = need_kinesalite() else {
+        return;
+    };
+    let kinesalite = Kinesalite::start(&node_modules);
+    let kinesis = kinesis_client(&kinesalite.endpoint()).await;
+    create_stream(&kinesis, STREAM, 2).await;
+    let proxy = Proxy::start(kinesalite.addr).await;
+
+    let mut env = sink_env(&proxy.endpoint());
+    env.extend([
+        // Small enough that the outage overflows it.
+        ("CINEMO__KINESIS__BUFFER_CAPACITY", "60".into()),
+        ("CINEMO__KINESIS__BATCH_MAX_RECORDS", "20".into()),
+        ("CINEMO__KINESIS__FLUSH_INTERVAL_MS", "50".into()),
+        ("CINEMO__KINESIS__MAX_BACKOFF_MS", "300".into()),
+        // Long enough that a request waiting on a call would show.
+        ("CINEMO__KINESIS__CALL_TIMEOUT_MS", "2000".into()),
+        ("CINEMO__SHUTDOWN__TIMEOUT_SECS", "10".into()),
+    ]);
+    let mut app = Cinemo::spawn("all", &env).await;
+    let base = app.url().to_owned();
+    let http = reqwest::Client::new();
+    let (_, id) = create(&http, &base, None).await;
+
+    // Baseline while Kinesis is up, in groups small enough for the buffer;
+    // each group is delivered before the next, and before the outage starts
+    // (so no call is cut after Kinesis stored its records, which would
+    // duplicate them).
+    let kin = kinesis.clone();
+    let mut events = 2u64;
+    let mut baseline = Duration::ZERO;
+    let mut delivered = 0;
+    for _ in 0..4 {
+        for _ in 0..5 {
+            let t = Instant::now();
+            assert_eq!(read(&http, &base, &id, &[("X-Trace", "up")]).await, 200);
+            baseline = baseline.max(t.elapsed());
+            events += 2 + 3;
+        }
+        for _ in 0..200 {
+            delivered = read_all(&kin, STREAM).await.len() as u64;
+            if delivered == events {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(delivered, events, "frames while Kinesis is up");
+    }
+
+    let mut worst = Duration::ZERO;
+    for mode in [ProxyMode::Refuse, ProxyMode::Blackhole] {
+        proxy.set(mode);
+        for _ in 0..60 {
+            let t = Instant::now();
+            assert_eq!(read(&http, &base, &id, &[("X-Trace", "down")]).await, 200);
+            worst = worst.max(t.elapsed());
+            events += 2 + 3;
+        }
+    }
+    // "Normal speed": no request waited for Kinesis (a blackholed call
+    // takes 2 s to time out).
+    assert!(
+        worst < Duration::from_millis(400).max(baseline * 3),
+        "a request took {worst:?} during the outage (baseline worst {baseline:?})"
+    );
+
+    proxy.set(ProxyMode::Forward);
+    for _ in 0..10 {
+        assert_eq!(read(&http, &base, &id, &[]).await, 200);
+        events += 2;
+    }
+    // Frames written before shutdown prove delivery resumes on its own.
+    let resumed = async {
+        for _ in 0..100 {
+            if read_all(&kin, STREAM).await.len() as u64 > delivered {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+    .await;
+    assert!(
+        resumed,
+        "no frames arrived after Kinesis came back:\n{}",
+        app.log()
+    );
+
+    app.stop().await;
+    let frames = read_all(&kinesis, STREAM).await;
+    for f in &frames {
+        frame(f);
+    }
+    let (sent, retried, dropped) = sink_counts(&app);
+    assert!(
+        dropped > 0,
+        "the outage should have overflowed a 60-frame buffer"
+    );
+    assert!(retried > 0, "nothing was retried");
+    assert_eq!(
+        frames.len() as u64,
+        events - dropped,
+        "sent {sent}, dropped {dropped}, events {events}"
+    );
+    assert_eq!(sent, frames.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_failure_retries_exactly_the_failed_records() {
+    // Every PutRecords call's records, in order; the first call fails the
+    // records at positions 1 and 3 with throttling.
+    let calls: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+    let c = calls.clone();
+    let fake = FakeServer::start(move |req| {
+        assert_eq!(req.header("x-amz-target"), Some("Kinesis_20131202.PutRecords"));
+        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+        let records: Vec<String> = body["Records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(r["Data"].as_str().unwrap())
+                    .unwrap();
+                String::from_utf8(data).unwrap()
+            })
+            .collect();
+        let mut calls = c.lock().unwrap();
+        let first = calls.is_empty();
+        let results: Vec<serde_json::Value> = (0..records.len())
+            .map(|i| {
+                if first && (i == 1 || i == 3) {
+                    serde_json::json!({"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "Rate exceeded"})
+                } else {
+                    serde_json::json!({"SequenceNumber": format!("{}", i + 1), "ShardId": "shardId-000000000000"})
+                }
+            })
+            .collect();
+        let failed = results.iter().filter(|r| r.get("ErrorCode").is_some()).count();
+        calls.push(records);
+        Response {
+            status: 200,
+            content_type: "application/x-amz-json-1.1",
+            body: serde_json::to_vec(&serde_json::json!({"FailedRecordCount": failed, "Records": results})).unwrap(),
+        }
+    })
+    .await;
+
+    let mut env = sink_env(&fake.endpoint());
+    env.push(("CINEMO__KINESIS__FLUSH_INTERVAL_MS", "1500".into()));
+    let mut app = Cinemo::spawn("all", &env).await;
+    let base = app.url().to_owned();
+    let http = reqwest::Client::new();
+    for _ in 0..3 {
+        assert_eq!(create(&http, &base, Some("partial")).await.0, 200);
+    }
+    let c = calls.clone();
+    assert!(
+        eventually(Duration::from_secs(10), move || c.lock().unwrap().len()
+            >= 2)
+        .await,
+        "no retry call:\n{}",
+        app.log()
+    );
+    app.stop().await;
+
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 2, "calls: {calls:#?}");
+    let first = &calls[0];
+    assert_eq!(
+        first.len(),
+        3 * (2 + 3),
+        "one batch with every frame: {first:#?}"
+    );
+    assert_eq!(calls[1], vec![first[1].clone(), first[3].clone()]);
+    let (sent, retried, dropped) = sink_counts(&app);
+    assert_eq!((sent, retried, dropped), (first.len() as u64, 2, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_kinesis_down_ends_on_time_and_counts_what_it_drops() {
+    let hole = Proxy::start("127.0.0.1:9".parse().unwrap()).await;
+    hole.set(ProxyMode::Blackhole);
+    let mut env = sink_env(&hole.endpoint());
+    env.extend([
+        ("CINEMO__KINESIS__CALL_TIMEOUT_MS", "500".into()),
+        ("CINEMO__SHUTDOWN__TIMEOUT_SECS", "2".into()),
+    ]);
+    let mut app = Cinemo::spawn("all", &env).await;
+    let base = app.url().to_owned();
+    let http = reqwest::Client::new();
+    for _ in 0..10 {
+        assert_eq!(create(&http, &base, None).await.0, 200);
+    }
+    let t = Instant::now();
+    app.stop().await;
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "stop took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(sink_counts(&app).0, 0);
+    assert_eq!(
+        sink_counts(&app).2,
+        20,
+        "every undelivered frame is counted"
+    );
+    let stopped = &app.log_events("kinesis sink stopped")[0];
+    assert!(
+        !stopped["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
+        "the stop line names the last error: {stopped}"
+    );
+}

@@ -1,0 +1,362 @@
+//! OpenTelemetry export of two processes (`--mode public` and `--mode
+//! internal`) into an OTLP/HTTP receiver run by the test.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{Metric, metric, number_data_point};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+
+use super::harness::*;
+
+type Attrs = HashMap<String, String>;
+
+fn attrs(kvs: &[KeyValue]) -> Attrs {
+    kvs.iter()
+        .map(|kv| {
+            let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(any_value::Value::StringValue(s)) => s.clone(),
+                Some(any_value::Value::IntValue(i)) => i.to_string(),
+                Some(any_value::Value::BoolValue(b)) => b.to_string(),
+                Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+                other => format!("{other:?}"),
+            };
+            (kv.key.clone(), v)
+        })
+        .collect()
+}
+
+#[derive(Default)]
+struct Received {
+    metrics: Vec<(Attrs, Metric)>,
+    spans: Vec<(Attrs, Span)>,
+}
+
+impl Received {
+    fn mode(resource: &Attrs) -> &str {
+        resource
+            .get("cinemo.mode")
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    /// Sum of a counter's delta points in `mode` whose attributes include `want`.
+    fn counter(&self, mode: &str, name: &str, want: &[(&str, &str)]) -> i64 {
+        let mut total = 0;
+        for (res, m) in self
+            .metrics
+            .iter()
+            .filter(|(r, m)| Self::mode(r) == mode && m.name == name)
+        {
+            let _ = res;
+            let Some(metric::Data::Sum(sum)) = &m.data else {
+                panic!("{name} is not a sum")
+            };
+            for p in &sum.data_points {
+                if matches(&attrs(&p.attributes), want) {
+                    total += match p.value {
+                        Some(number_data_point::Value::AsInt(i)) => i,
+                        Some(number_data_point::Value::AsDouble(d)) => d as i64,
+                        None => 0,
+                    };
+                }
+            }
+        }
+        total
+    }
+
+    /// Count of a histogram's recordings in `mode` matching `want`.
+    fn histogram(&self, mode: &str, name: &str, want: &[(&str, &str)]) -> u64 {
+        let mut total = 0;
+        for (_, m) in self
+            .metrics
+            .iter()
+            .filter(|(r, m)| Self::mode(r) == mode && m.name == name)
+        {
+            let Some(metric::Data::Histogram(h)) = &m.data else {
+                panic!("{name} is not a histogram")
+            };
+            assert_eq!(m.unit, "s", "{name} unit");
+            for p in &h.data_points {
+                if matches(&attrs(&p.attributes), want) {
+                    total += p.count;
+                    assert!(p.sum.unwrap_or_default() >= 0.0);
+                }
+            }
+        }
+        total
+    }
+}
+
+fn matches(have: &Attrs, want: &[(&str, &str)]) -> bool {
+    want.iter()
+        .all(|(k, v)| have.get(*k).map(String::as_str) == Some(*v))
+}
+
+const SERVER: i32 = 2;
+const CLIENT: i32 = 3;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
+    let received: Arc<Mutex<Received>> = Arc::default();
+    let r = received.clone();
+    let receiver = FakeServer::start(move |req| {
+        assert_eq!(req.method, "POST");
+        assert_eq!(req.header("content-type"), Some("application/x-protobuf"));
+        let mut got = r.lock().unwrap();
+        match req.path.as_str() {
+            "/v1/metrics" => {
+                let export = ExportMetricsServiceRequest::decode(req.body.as_slice())
+                    .expect("metrics protobuf");
+                for rm in export.resource_metrics {
+                    let res = attrs(&rm.resource.map(|r| r.attributes).unwrap_or_default());
+                    for sm in rm.scope_metrics {
+                        for m in sm.metrics {
+                            got.metrics.push((res.clone(), m));
+                        }
+                    }
+                }
+            }
+            "/v1/traces" => {
+                let export = ExportTraceServiceRequest::decode(req.body.as_slice())
+                    .expect("traces protobuf");
+                for rs in export.resource_spans {
+                    let res = attrs(&rs.resource.map(|r| r.attributes).unwrap_or_default());
+                    for ss in rs.scope_spans {
+                        for s in ss.spans {
+                            got.spans.push((res.clone(), s));
+                        }
+                    }
+                }
+            }
+            other => panic!("unexpected OTLP path {other}"),
+        }
+        Response {
+            status: 200,
+            content_type: "application/x-protobuf",
+            body: Vec::new(),
+        }
+    })
+    .await;
+    let otlp = vec![
+        ("CINEMO__OTLP__ENABLED", "true".to_owned()),
+        ("CINEMO__OTLP__ENDPOINT", receiver.endpoint()),
+        ("CINEMO__OTLP__EXPORT_INTERVAL_MS", "500".to_owned()),
+    ];
+    let mut internal = Cinemo::spawn("internal", &otlp).await;
+    let mut env = otlp.clone();
+    env.push(("CINEMO__PUBLIC__INTERNAL_URL", internal.url().to_owned()));
+    let mut public = Cinemo::spawn("public", &env).await;
+    let base = public.url().to_owned();
+
+    let http = reqwest::Client::new();
+    let created: serde_json::Value = http
+        .post(format!("{base}/api/customers"))
+        .json(&serde_json::json!({"name": "Grace"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["customerId"].as_str().unwrap();
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let parent_id = "b7ad6b7169203331";
+    let read = http
+        .get(format!("{base}/api/customers/{id}"))
+        .header("traceparent", format!("00-{trace_id}-{parent_id}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    let missing = http
+        .get(format!("{base}/api/customers/{}", "0".repeat(24)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+
+    // Shutdown flushes both providers: no waiting for an export period.
+    public.stop().await;
+    internal.stop().await;
+    let got = received.lock().unwrap();
+
+    // Resource attributes.
+    for mode in ["public", "internal"] {
+        let (res, _) = got
+            .metrics
+            .iter()
+            .find(|(r, _)| Received::mode(r) == mode)
+            .unwrap_or_else(|| panic!("no metrics from the {mode} tier"));
+        assert_eq!(res["service.name"], "cinemo");
+        assert_eq!(res["service.version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(res["deployment.environment"], "dev");
+        assert!(!res["host.name"].is_empty() && !res["service.instance.id"].is_empty());
+    }
+
+    // Business counters.
+    let outcome = |o| [("outcome", o)];
+    assert_eq!(
+        got.counter("public", "cinemo.customer.create", &outcome("attempt")),
+        1
+    );
+    assert_eq!(
+        got.counter("public", "cinemo.customer.create", &outcome("success")),
+        1
+    );
+    assert_eq!(
+        got.counter("public", "cinemo.customer.create", &outcome("fail")),
+        0
+    );
+    assert_eq!(
+        got.counter("public", "cinemo.customer.read", &outcome("attempt")),
+        2
+    );
+    assert_eq!(
+        got.counter("public", "cinemo.customer.read", &outcome("success")),
+        1
+    );
+    assert_eq!(
+        got.counter("public", "cinemo.customer.read", &outcome("fail")),
+        1
+    );
+
+    // Request durations by route pattern, never the raw path.
+    let route = |r, m, s| {
+        [
+            ("http.route", r),
+            ("http.request.method", m),
+            ("http.response.status_code", s),
+        ]
+    };
+    let d = "http.server.request.duration";
+    assert_eq!(
+        got.histogram("public", d, &route("/api/customers", "POST", "200")),
+        1
+    );
+    assert_eq!(
+        got.histogram("public", d, &route("/api/customers/{id}", "GET", "200")),
+        1
+    );
+    assert_eq!(
+        got.histogram("public", d, &route("/api/customers/{id}", "GET", "404")),
+        1
+    );
+    assert_eq!(
+        got.histogram("internal", d, &route("/api/cache", "POST", "200")),
+        1
+    );
+    assert_eq!(
+        got.histogram("internal", d, &route("/api/cache/{id}", "GET", "200")),
+        1
+    );
+    assert_eq!(
+        got.histogram("internal", d, &route("/api/cache/{id}", "GET", "404")),
+        1
+    );
+    assert!(
+        !got.metrics
+            .iter()
+            .any(|(_, m)| m.name == d && format!("{m:?}").contains(id)),
+        "a raw path leaked into http.route"
+    );
+
+    // Dependencies: public -> internal (3 calls), internal -> storage.
+    let dep = "cinemo.dependency.duration";
+    assert_eq!(
+        got.histogram(
+            "public",
+            dep,
+            &[("peer", "internal"), ("outcome", "success")]
+        ),
+        3
+    );
+    assert_eq!(
+        got.histogram(
+            "internal",
+            dep,
+            &[("peer", "storage"), ("outcome", "success")]
+        ),
+        3
+    );
+
+    // One read is one trace across both tiers.
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let read_spans: Vec<&Span> = got
+        .spans
+        .iter()
+        .map(|(_, s)| s)
+        .filter(|s| hex(&s.trace_id) == trace_id)
+        .collect();
+    let find = |name: &str, kind: i32| {
+        let found: Vec<&&Span> = read_spans
+            .iter()
+            .filter(|s| s.name == name && s.kind == kind)
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "{name} in the read's trace: {read_spans:#?}"
+        );
+        (*found[0]).clone()
+    };
+    let public_server = find("GET /api/customers/{id}", SERVER);
+    assert_eq!(hex(&public_server.parent_span_id), parent_id);
+    let public_client = find("GET /api/cache/{id}", CLIENT);
+    assert_eq!(public_client.parent_span_id, public_server.span_id);
+    let internal_server = find("GET /api/cache/{id}", SERVER);
+    assert_eq!(internal_server.parent_span_id, public_client.span_id);
+    let storage = find("sqlite get", CLIENT);
+    assert_eq!(storage.parent_span_id, internal_server.span_id);
+    assert_eq!(read_spans.len(), 4, "{read_spans:#?}");
+    let status = attrs(&internal_server.attributes);
+    assert_eq!(status["http.response.status_code"], "200");
+    assert_eq!(status["http.route"], "/api/cache/{id}");
+}
+
+/// A collector that accepts connections and never answers: requests keep
+/// their speed and shutdown stays within its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_collector_costs_requests_nothing() {
+    let hole = Proxy::start("127.0.0.1:9".parse().unwrap()).await;
+    hole.set(ProxyMode::Blackhole);
+    let env = vec![
+        ("CINEMO__OTLP__ENABLED", "true".to_owned()),
+        ("CINEMO__OTLP__ENDPOINT", hole.endpoint()),
+        ("CINEMO__OTLP__EXPORT_INTERVAL_MS", "100".to_owned()),
+        ("CINEMO__OTLP__TIMEOUT_MS", "1000".to_owned()),
+        ("CINEMO__SHUTDOWN__TIMEOUT_SECS", "2".to_owned()),
+    ];
+    let mut app = Cinemo::spawn("all", &env).await;
+    let base = app.url().to_owned();
+    let http = reqwest::Client::new();
+    let mut worst = std::time::Duration::ZERO;
+    for _ in 0..50 {
+        let t = std::time::Instant::now();
+        let r = http
+            .post(format!("{base}/api/customers"))
+            .json(&serde_json::json!({"name": "Lin"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        worst = worst.max(t.elapsed());
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        worst < std::time::Duration::from_millis(300),
+        "a request took {worst:?}"
+    );
+    let t = std::time::Instant::now();
+    app.stop().await;
+    // The flush budget is the 2 s shutdown deadline, not the exporter's retries.
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(6),
+        "stop took {:?}",
+        t.elapsed()
+    );
+}
