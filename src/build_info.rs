@@ -7,5 +7,12 @@ pub const CHANNEL: &str = env!("CINEMO_CHANNEL");
 
 /// `cinemo 0.1.0 (abc123def456, edge)`
 pub fn long_version() -> &'static str {
-    concat!(env!("CARGO_PKG_VERSION"), " (", env!("CINEMO_GIT_SHA"), ", ", env!("CINEMO_CHANNEL"), ")")
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (",
+        env!("CINEMO_GIT_SHA"),
+        ", ",
+        env!("CINEMO_CHANNEL"),
+        ")"
+    )
 }

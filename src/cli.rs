@@ -68,7 +68,9 @@ pub fn run(cli: Cli) -> ExitCode {
             None => ExitCode::FAILURE,
         },
         Command::Healthcheck { url } => block_on(healthcheck(url)),
-        Command::Smoke { url, timeout_secs } => block_on(smoke::run(url, Duration::from_secs(timeout_secs))),
+        Command::Smoke { url, timeout_secs } => {
+            block_on(smoke::run(url, Duration::from_secs(timeout_secs)))
+        }
     }
 }
 
@@ -83,7 +85,10 @@ fn load(config: Option<PathBuf>, mode: Option<Mode>) -> Option<Settings> {
 }
 
 fn block_on(fut: impl Future<Output = ExitCode>) -> ExitCode {
-    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt.block_on(fut),
         Err(e) => {
             eprintln!("cinemo: cannot start the async runtime: {e}");
@@ -133,7 +138,10 @@ fn serve(config: Option<PathBuf>, mode: Option<Mode>) -> ExitCode {
 async fn healthcheck(url: String) -> ExitCode {
     install_crypto_provider();
     let target = format!("{}/api/health/live", url.trim_end_matches('/'));
-    let client = match reqwest::Client::builder().timeout(Duration::from_secs(2)).build() {
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("cinemo healthcheck: {e}");

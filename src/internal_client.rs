@@ -21,6 +21,9 @@ pub struct InternalClientConfig {
     connect_timeout: Duration,
     timeout: Duration,
     pool_max_idle: usize,
+    /// Mutual TLS to the internal tier (only the private CA is trusted);
+    /// None: plain HTTP, allowed only where the settings allow it.
+    tls: Option<rustls::ClientConfig>,
 }
 
 impl InternalClientConfig {
@@ -30,8 +33,11 @@ impl InternalClientConfig {
             connect_timeout: Duration::from_millis(settings.internal_connect_timeout_ms),
             timeout: Duration::from_millis(settings.internal_timeout_ms),
             pool_max_idle: settings.internal_pool_max_idle,
+            tls: crate::tls::internal_client(&settings.internal_tls)?,
         };
-        config.build().context("building the client for the internal tier")?;
+        config
+            .build()
+            .context("building the client for the internal tier")?;
         Ok(config)
     }
 
@@ -40,7 +46,11 @@ impl InternalClientConfig {
     }
 
     pub fn build(&self) -> anyhow::Result<InternalClient> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(tls) = &self.tls {
+            builder = builder.tls_backend_preconfigured(tls.clone());
+        }
+        let http = builder
             .connect_timeout(self.connect_timeout)
             .timeout(self.timeout)
             .pool_max_idle_per_host(self.pool_max_idle)
@@ -107,7 +117,12 @@ struct Created {
 }
 
 impl InternalClient {
-    fn request(&self, method: reqwest::Method, path: &str, trace: Option<&TraceToken>) -> reqwest::RequestBuilder {
+    fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        trace: Option<&TraceToken>,
+    ) -> reqwest::RequestBuilder {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(trace) = trace {
             req = req.header(TRACE_HEADER, trace.as_str());
@@ -118,7 +133,10 @@ impl InternalClient {
     async fn send(req: reqwest::RequestBuilder) -> Result<(StatusCode, Bytes), InternalError> {
         let response = req.send().await.map_err(InternalError::from_reqwest)?;
         let status = response.status();
-        let body = response.bytes().await.map_err(InternalError::from_reqwest)?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(InternalError::from_reqwest)?;
         Ok((status, body))
     }
 
@@ -128,7 +146,11 @@ impl InternalClient {
     }
 
     /// The stored document as JSON bytes (`_id` first), or None on 404.
-    pub async fn get_cache(&self, id: &DocId, trace: Option<&TraceToken>) -> Result<Option<Bytes>, InternalError> {
+    pub async fn get_cache(
+        &self,
+        id: &DocId,
+        trace: Option<&TraceToken>,
+    ) -> Result<Option<Bytes>, InternalError> {
         let req = self.request(reqwest::Method::GET, &format!("/api/cache/{id}"), trace);
         match Self::send(req).await? {
             (StatusCode::OK, body) => Ok(Some(body)),
@@ -138,17 +160,22 @@ impl InternalClient {
     }
 
     /// Stores a document; returns its id.
-    pub async fn create(&self, document: String, trace: Option<&TraceToken>) -> Result<DocId, InternalError> {
+    pub async fn create(
+        &self,
+        document: String,
+        trace: Option<&TraceToken>,
+    ) -> Result<DocId, InternalError> {
         let req = self
             .request(reqwest::Method::POST, "/api/cache", trace)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(document);
         match Self::send(req).await? {
             (StatusCode::OK, body) => {
-                let created: Created =
-                    serde_json::from_slice(&body).map_err(|e| InternalError::BadResponse(e.to_string()))?;
-                DocId::parse(&created.id)
-                    .ok_or_else(|| InternalError::BadResponse(format!("malformed id {:?}", created.id)))
+                let created: Created = serde_json::from_slice(&body)
+                    .map_err(|e| InternalError::BadResponse(e.to_string()))?;
+                DocId::parse(&created.id).ok_or_else(|| {
+                    InternalError::BadResponse(format!("malformed id {:?}", created.id))
+                })
             }
             (status, body) => Err(Self::unexpected(status, &body)),
         }

@@ -35,8 +35,14 @@ pub async fn run(url: String, timeout: Duration) -> ExitCode {
     if ok {
         match smoke.create().await {
             Ok((id, name)) => {
-                report("create    POST /api/customers", Ok(format!("customerId {id}")));
-                ok &= report("read      GET /api/customers/{id}", smoke.read(&id, &name).await);
+                report(
+                    "create    POST /api/customers",
+                    Ok(format!("customerId {id}")),
+                );
+                ok &= report(
+                    "read      GET /api/customers/{id}",
+                    smoke.read(&id, &name).await,
+                );
             }
             Err(e) => ok &= report("create    POST /api/customers", Err(e)),
         }
@@ -69,7 +75,12 @@ impl Smoke {
     async fn get(&self, path: &str) -> Result<(reqwest::StatusCode, String, Duration), String> {
         let started = Instant::now();
         let url = format!("{}{path}", self.base);
-        let response = self.client.get(&url).send().await.map_err(|e| describe(&url, e))?;
+        let response = self
+            .client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| describe(&url, e))?;
         let status = response.status();
         let body = response.text().await.map_err(|e| describe(&url, e))?;
         Ok((status, body, started.elapsed()))
@@ -99,9 +110,15 @@ impl Smoke {
         if !s.is_success() {
             return Err(format!("answered {s}: {}", snippet(&body)));
         }
-        let v: Value = serde_json::from_str(&body).map_err(|e| format!("not JSON ({e}): {}", snippet(&body)))?;
+        let v: Value = serde_json::from_str(&body)
+            .map_err(|e| format!("not JSON ({e}): {}", snippet(&body)))?;
         let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-        match (field("version"), field("git_sha"), field("channel"), field("mode")) {
+        match (
+            field("version"),
+            field("git_sha"),
+            field("channel"),
+            field("mode"),
+        ) {
             (Some(version), Some(sha), Some(channel), Some(mode)) => {
                 Ok(format!("{version} ({sha}, {channel}), mode {mode}"))
             }
@@ -124,9 +141,12 @@ impl Smoke {
         if !status.is_success() {
             return Err(format!("answered {status}: {}", snippet(&body)));
         }
-        let v: Value = serde_json::from_str(&body).map_err(|e| format!("not JSON ({e}): {}", snippet(&body)))?;
+        let v: Value = serde_json::from_str(&body)
+            .map_err(|e| format!("not JSON ({e}): {}", snippet(&body)))?;
         match v.get("customerId").and_then(Value::as_str) {
-            Some(id) if id.len() == 24 && id.bytes().all(|b| b.is_ascii_hexdigit()) => Ok((id.to_owned(), name)),
+            Some(id) if id.len() == 24 && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Ok((id.to_owned(), name))
+            }
             _ => Err(format!("no 24-hex customerId in {}", snippet(&body))),
         }
     }
@@ -136,7 +156,8 @@ impl Smoke {
         if !s.is_success() {
             return Err(format!("answered {s}: {}", snippet(&body)));
         }
-        let v: Value = serde_json::from_str(&body).map_err(|e| format!("not JSON ({e}): {}", snippet(&body)))?;
+        let v: Value = serde_json::from_str(&body)
+            .map_err(|e| format!("not JSON ({e}): {}", snippet(&body)))?;
         let same_id = v.get("_id").and_then(Value::as_str) == Some(id);
         let same_name = v.get("name").and_then(Value::as_str) == Some(name);
         let has_date = v.get("dateCreated").and_then(Value::as_i64).is_some();

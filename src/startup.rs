@@ -10,13 +10,13 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::http::{common, internal, public};
+use crate::http::{common, guards, internal, openapi, public, rate_limit};
 use crate::internal_client::InternalClientConfig;
+use crate::notify;
 use crate::settings::{HttpSettings, Mode, Settings};
 use crate::storage::{self, Store};
 use crate::telemetry::Diagnostics;
 use crate::telemetry::names::{APP_ID_INTERNAL, APP_ID_PUBLIC};
-use crate::notify;
 
 pub struct Application {
     settings: Settings,
@@ -26,7 +26,8 @@ pub struct Application {
 }
 
 fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    let listener = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr} for the {what} tier"))?;
+    let listener = TcpListener::bind(addr)
+        .with_context(|| format!("cannot listen on {addr} for the {what} tier"))?;
     listener.set_nonblocking(true)?;
     Ok(listener)
 }
@@ -43,7 +44,23 @@ macro_rules! with_limits {
             .max_connections(http.max_connections)
             .shutdown_timeout($shutdown.as_secs())
             .disable_signals();
-        if http.workers > 0 { server.workers(http.workers) } else { server }
+        if http.workers > 0 {
+            server.workers(http.workers)
+        } else {
+            server
+        }
+    }};
+}
+
+/// Plain HTTP, or TLS with the given configuration (actix sets ALPN). A
+/// macro for the same reason as `with_limits!`.
+macro_rules! listen {
+    ($server:expr, $listener:expr, $tls:expr) => {{
+        let tls: Option<Arc<rustls::ServerConfig>> = $tls;
+        match tls {
+            Some(config) => $server.listen_rustls_0_23($listener, Arc::unwrap_or_clone(config)),
+            None => $server.listen($listener),
+        }
     }};
 }
 
@@ -57,23 +74,40 @@ impl Application {
         let mut store = None;
         if mode.runs_internal() {
             let opened = storage::open(&settings).await?;
-            let listener = bind(settings.internal.listen.context("internal.listen unresolved")?, "internal")?;
+            let listener = bind(
+                settings
+                    .internal
+                    .listen
+                    .context("internal.listen unresolved")?,
+                "internal",
+            )?;
             let addr = listener.local_addr()?;
             let state = web::Data::new(internal::InternalState {
                 store: opened.clone(),
                 diagnostics: Diagnostics::disabled(APP_ID_INTERNAL),
             });
             let max_body = settings.internal.max_body_bytes;
+            let tls = crate::tls::internal_server(&settings.internal.tls)?;
+            let guards = guards::Guards::new(&settings.http);
             let server = HttpServer::new(move || {
                 App::new()
+                    .app_data(guards)
+                    .wrap(actix_web::middleware::from_fn(guards::check))
                     .app_data(state.clone())
                     .app_data(web::PayloadConfig::new(max_body))
                     .configure(internal::routes)
                     .configure(|cfg| common::routes(cfg, mode))
+                    .configure(|cfg| openapi::routes(cfg, openapi::Tier::Internal))
                     .default_service(web::to(common::not_found))
             });
-            let server = with_limits!(server, &settings.http, shutdown).listen(listener)?.run();
-            tracing::info!(%addr, backend = opened.backend(), "internal tier listening");
+            let tls_on = tls.is_some();
+            let server = listen!(
+                with_limits!(server, &settings.http, shutdown),
+                listener,
+                tls
+            )?
+            .run();
+            tracing::info!(%addr, tls = tls_on, backend = opened.backend(), "internal tier listening");
             internal = Some((addr, server));
             store = Some(opened);
         }
@@ -83,19 +117,41 @@ impl Application {
             // In `all` mode the public tier calls this process's own internal
             // listener over loopback: the same code path as production.
             let internal_url = match &internal {
+                // The test and dev certificates name `localhost`.
+                Some((addr, _))
+                    if mode == Mode::All && settings.internal.tls.cert_file.is_some() =>
+                {
+                    format!("https://localhost:{}", addr.port())
+                }
                 Some((addr, _)) if mode == Mode::All => format!("http://{addr}"),
                 _ => settings.public.internal_url.clone(),
             };
             let client = InternalClientConfig::new(&settings.public, &internal_url)?;
-            let listener = bind(settings.public.listen.context("public.listen unresolved")?, "public")?;
+            let listener = bind(
+                settings.public.listen.context("public.listen unresolved")?,
+                "public",
+            )?;
             let addr = listener.local_addr()?;
             let max_body = settings.public.max_body_bytes;
             let diagnostics = Diagnostics::disabled(APP_ID_PUBLIC);
+            let tls = crate::tls::public_server(&settings.public.tls)?;
+            let guards = guards::Guards::new(&settings.http);
+            let limiter = rate_limit::RateLimit::new(&settings.public)?;
             let server = HttpServer::new(move || {
                 // One client per worker keeps each worker's pooled
                 // connections on its own runtime.
-                let internal = client.build().expect("the client config was validated at start-up");
+                let internal = client
+                    .build()
+                    .expect("the client config was validated at start-up");
                 App::new()
+                    // Outermost first: the limiter answers 429 before any
+                    // other work is done for a client over its budget.
+                    .app_data(guards)
+                    .wrap(actix_web::middleware::from_fn(guards::check))
+                    .wrap(actix_web::middleware::Condition::new(
+                        limiter.enabled(),
+                        limiter.middleware(),
+                    ))
                     .app_data(web::Data::new(public::PublicState {
                         internal,
                         diagnostics: diagnostics.clone(),
@@ -103,10 +159,17 @@ impl Application {
                     .app_data(web::PayloadConfig::new(max_body))
                     .configure(public::routes)
                     .configure(|cfg| common::routes(cfg, mode))
+                    .configure(|cfg| openapi::routes(cfg, openapi::Tier::Public))
                     .default_service(web::to(common::not_found))
             });
-            let server = with_limits!(server, &settings.http, shutdown).listen(listener)?.run();
-            tracing::info!(%addr, internal = %internal_url, "public tier listening");
+            let tls_on = tls.is_some();
+            let server = listen!(
+                with_limits!(server, &settings.http, shutdown),
+                listener,
+                tls
+            )?
+            .run();
+            tracing::info!(%addr, tls = tls_on, internal = %internal_url, "public tier listening");
             public = Some((addr, server));
         }
 
@@ -135,10 +198,11 @@ impl Application {
     /// internal tier, then storage. Returns an error if a server stopped on
     /// its own.
     pub async fn run_until_stopped(self, stop: CancellationToken) -> anyhow::Result<()> {
-        let handles: Vec<(&str, ServerHandle)> = [("public", &self.public), ("internal", &self.internal)]
-            .into_iter()
-            .filter_map(|(name, s)| s.as_ref().map(|(_, server)| (name, server.handle())))
-            .collect();
+        let handles: Vec<(&str, ServerHandle)> =
+            [("public", &self.public), ("internal", &self.internal)]
+                .into_iter()
+                .filter_map(|(name, s)| s.as_ref().map(|(_, server)| (name, server.handle())))
+                .collect();
         let mut tasks = Vec::new();
         for (_, server) in [self.public, self.internal].into_iter().flatten() {
             tasks.push(tokio::spawn(server));

@@ -141,14 +141,31 @@ mod tests {
 
     #[test]
     fn rejects_non_objects_and_trailing_garbage() {
-        for raw in [&b""[..], b"[]", b"1", b"\"x\"", b"null", b"{", b"{} {}", b"{\"a\":}", b"\xff"] {
-            assert_eq!(Document::parse(raw), Err(DocumentError::NotAnObject), "{raw:?}");
+        for raw in [
+            &b""[..],
+            b"[]",
+            b"1",
+            b"\"x\"",
+            b"null",
+            b"{",
+            b"{} {}",
+            b"{\"a\":}",
+            b"\xff",
+        ] {
+            assert_eq!(
+                Document::parse(raw),
+                Err(DocumentError::NotAnObject),
+                "{raw:?}"
+            );
         }
     }
 
     #[test]
     fn rejects_a_client_supplied_id() {
-        assert_eq!(Document::parse(br#"{"_id":"x"}"#), Err(DocumentError::HasId));
+        assert_eq!(
+            Document::parse(br#"{"_id":"x"}"#),
+            Err(DocumentError::HasId)
+        );
         // A nested _id is just data.
         assert!(Document::parse(br#"{"a":{"_id":1}}"#).is_ok());
     }
@@ -162,6 +179,9 @@ mod tests {
             r#"{"_id":"5f1d7a3b9c0e4a2b8d6f1e3c","name":"Ann","dateCreated":1}"#
         );
         let empty = Document::parse(b"{ }").unwrap();
-        assert_eq!(empty.to_json_with_id(&id), r#"{"_id":"5f1d7a3b9c0e4a2b8d6f1e3c"}"#);
+        assert_eq!(
+            empty.to_json_with_id(&id),
+            r#"{"_id":"5f1d7a3b9c0e4a2b8d6f1e3c"}"#
+        );
     }
 }

@@ -45,21 +45,43 @@ fn storage_error(state: &InternalState, trace: Option<&TraceToken>, e: StoreErro
     }
 }
 
-async fn health(state: web::Data<InternalState>) -> HttpResponse {
+#[utoipa::path(get, path = "/api/health", tag = "health",
+    responses(
+        (status = 200, description = "Ready: storage answers", body = String, content_type = "text/plain", example = "Healthy"),
+        (status = 503, description = "Storage does not answer", body = String, content_type = "text/plain"),
+    ))]
+pub(crate) async fn health(state: web::Data<InternalState>) -> HttpResponse {
     match state.store.health_check().await {
         Ok(()) => text(StatusCode::OK, "Healthy"),
         Err(e) => {
             tracing::warn!(backend = state.store.backend(), error = %e, "readiness check failed");
-            text(StatusCode::SERVICE_UNAVAILABLE, "Unhealthy: storage unreachable")
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unhealthy: storage unreachable",
+            )
         }
     }
 }
 
-async fn read(req: HttpRequest, state: web::Data<InternalState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(get, path = "/api/cache/{id}", tag = "cache",
+    params(("id" = String, Path, description = "The document id: 24 hexadecimal digits"), super::openapi::Trace),
+    responses(
+        (status = 200, description = "The stored document with its `_id` first", body = super::openapi::StoredDocument, content_type = "application/json"),
+        (status = 400, description = "`malformed cacheId`", body = String, content_type = "text/plain"),
+        (status = 404, description = "`cacheId not found`", body = String, content_type = "text/plain"),
+        (status = 414, description = "`URI too long`", body = String, content_type = "text/plain"),
+        (status = 504, description = "Storage unavailable or too slow (`MongoDB not connected`, the old text)", body = String, content_type = "text/plain"),
+    ))]
+pub(crate) async fn read(
+    req: HttpRequest,
+    state: web::Data<InternalState>,
+) -> Result<HttpResponse, ApiError> {
     let trace = trace_of(&req);
     let raw = req.match_info().get("id").unwrap_or_default();
     let Some(id) = DocId::parse(raw) else {
-        state.diagnostics.log(trace.as_ref(), "read rejected: malformed cacheId");
+        state
+            .diagnostics
+            .log(trace.as_ref(), "read rejected: malformed cacheId");
         return Err(ApiError::bad_request("malformed cacheId"));
     };
     match state.store.get(&id).await {
@@ -68,22 +90,41 @@ async fn read(req: HttpRequest, state: web::Data<InternalState>) -> Result<HttpR
             Ok(json(StatusCode::OK, doc.to_json_with_id(&id)))
         }
         Ok(None) => {
-            state.diagnostics.log(trace.as_ref(), format!("read {id}: not found"));
+            state
+                .diagnostics
+                .log(trace.as_ref(), format!("read {id}: not found"));
             Err(ApiError::not_found("cacheId not found"))
         }
         Err(e) => Err(storage_error(&state, trace.as_ref(), e)),
     }
 }
 
-#[derive(Serialize)]
-struct Created<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Created<'a> {
+    #[schema(pattern = "^[0-9a-f]{24}$")]
     id: &'a str,
 }
 
-async fn create(req: HttpRequest, body: web::Bytes, state: web::Data<InternalState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(post, path = "/api/cache", tag = "cache",
+    params(super::openapi::Trace),
+    request_body(content = super::openapi::NewDocument, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored", body = Created<'static>, content_type = "application/json"),
+        (status = 400, description = "`missing body` (not one JSON object) or `_id is assigned by the server`", body = String, content_type = "text/plain"),
+        (status = 408, description = "`request body timed out`", body = String, content_type = "text/plain"),
+        (status = 413, description = "The body is larger than `internal.max_body_bytes`", body = String, content_type = "text/plain"),
+        (status = 504, description = "Storage unavailable or too slow (`MongoDB not connected`, the old text)", body = String, content_type = "text/plain"),
+    ))]
+pub(crate) async fn create(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<InternalState>,
+) -> Result<HttpResponse, ApiError> {
     let trace = trace_of(&req);
     let doc = Document::parse(&body).map_err(|e| {
-        state.diagnostics.log(trace.as_ref(), format!("create rejected: {e}"));
+        state
+            .diagnostics
+            .log(trace.as_ref(), format!("create rejected: {e}"));
         match e {
             DocumentError::NotAnObject => ApiError::bad_request("missing body"),
             DocumentError::HasId => ApiError::bad_request("_id is assigned by the server"),
@@ -95,7 +136,10 @@ async fn create(req: HttpRequest, body: web::Bytes, state: web::Data<InternalSta
         .insert(&id, &doc)
         .await
         .map_err(|e| storage_error(&state, trace.as_ref(), e))?;
-    state.diagnostics.log(trace.as_ref(), format!("stored {id}"));
-    let body = serde_json::to_string(&Created { id: id.as_str() }).map_err(|e| ApiError::internal(&e))?;
+    state
+        .diagnostics
+        .log(trace.as_ref(), format!("stored {id}"));
+    let body =
+        serde_json::to_string(&Created { id: id.as_str() }).map_err(|e| ApiError::internal(&e))?;
     Ok(json(StatusCode::OK, body))
 }

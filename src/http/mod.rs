@@ -3,8 +3,11 @@
 
 pub mod common;
 pub mod error;
+pub mod guards;
 pub mod internal;
+pub mod openapi;
 pub mod public;
+pub mod rate_limit;
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
@@ -22,7 +25,10 @@ pub fn text(status: StatusCode, body: &'static str) -> HttpResponse {
         .body(body)
 }
 
-pub fn json<B: actix_web::body::MessageBody + 'static>(status: StatusCode, body: B) -> HttpResponse {
+pub fn json<B: actix_web::body::MessageBody + 'static>(
+    status: StatusCode,
+    body: B,
+) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((CONTENT_TYPE, HeaderValue::from_static(JSON)))
         .body(body)

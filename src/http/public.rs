@@ -27,42 +27,78 @@ fn trace_of(req: &HttpRequest) -> Option<TraceToken> {
     let token = raw.to_str().ok().and_then(TraceToken::parse);
     if token.is_none() {
         // A bad token must not fail the customer's request; it just is not traced.
-        tracing::debug!("ignoring an X-Trace header that is empty, too long or not printable ASCII");
+        tracing::debug!(
+            "ignoring an X-Trace header that is empty, too long or not printable ASCII"
+        );
     }
     token
 }
 
 /// What the public tier answers when the internal tier fails; the cause is
 /// logged (and written to the trace log when the request is traced).
-fn upstream_error(state: &PublicState, trace: Option<&TraceToken>, what: &str, e: InternalError) -> ApiError {
+fn upstream_error(
+    state: &PublicState,
+    trace: Option<&TraceToken>,
+    what: &str,
+    e: InternalError,
+) -> ApiError {
     tracing::warn!(error = %e, "{what} failed at the internal tier");
     state.diagnostics.log(trace, format!("{what} failed: {e}"));
     match e {
-        InternalError::Timeout => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "internal service timed out"),
-        InternalError::Unreachable(_) => ApiError::new(StatusCode::BAD_GATEWAY, "internal service unreachable"),
+        InternalError::Timeout => {
+            ApiError::new(StatusCode::GATEWAY_TIMEOUT, "internal service timed out")
+        }
+        InternalError::Unreachable(_) => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "internal service unreachable")
+        }
         InternalError::Status { status, .. } if status.as_u16() == 504 => {
             ApiError::new(StatusCode::GATEWAY_TIMEOUT, "storage unavailable")
         }
-        InternalError::Status { status, .. } if status.as_u16() == 503 => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "internal service unavailable")
-        }
+        InternalError::Status { status, .. } if status.as_u16() == 503 => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "internal service unavailable",
+        ),
         InternalError::Status { .. } | InternalError::BadResponse(_) => {
             ApiError::new(StatusCode::BAD_GATEWAY, "internal service error")
         }
     }
 }
 
-async fn health(state: web::Data<PublicState>) -> HttpResponse {
+#[utoipa::path(get, path = "/api/health", tag = "health",
+    responses(
+        (status = 200, description = "Ready: the internal tier answers", body = String, content_type = "text/plain", example = "Frontend healthy"),
+        (status = 503, description = "The internal tier does not answer", body = String, content_type = "text/plain"),
+        (status = 429, description = "Over this client's rate limit", body = String, content_type = "text/plain", headers(("Retry-After" = u64, description = "seconds"))),
+    ))]
+pub(crate) async fn health(state: web::Data<PublicState>) -> HttpResponse {
     match state.internal.live().await {
         Ok(()) => text(StatusCode::OK, "Frontend healthy"),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            text(StatusCode::SERVICE_UNAVAILABLE, "Frontend unhealthy: internal service unreachable")
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Frontend unhealthy: internal service unreachable",
+            )
         }
     }
 }
 
-async fn read(req: HttpRequest, state: web::Data<PublicState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(get, path = "/api/customers/{id}", tag = "customers",
+    params(("id" = String, Path, description = "The customer id: 24 hexadecimal digits"), super::openapi::Trace),
+    responses(
+        (status = 200, description = "The stored customer document", body = super::openapi::StoredCustomer, content_type = "application/json"),
+        (status = 400, description = "`malformed customerId`", body = String, content_type = "text/plain"),
+        (status = 404, description = "`cacheId not found`", body = String, content_type = "text/plain"),
+        (status = 414, description = "`URI too long`", body = String, content_type = "text/plain"),
+        (status = 429, description = "Over this client's rate limit", body = String, content_type = "text/plain", headers(("Retry-After" = u64, description = "seconds"))),
+        (status = 502, description = "The internal tier failed or is unreachable", body = String, content_type = "text/plain"),
+        (status = 503, description = "The internal tier is unavailable", body = String, content_type = "text/plain"),
+        (status = 504, description = "The internal tier or its storage timed out", body = String, content_type = "text/plain"),
+    ))]
+pub(crate) async fn read(
+    req: HttpRequest,
+    state: web::Data<PublicState>,
+) -> Result<HttpResponse, ApiError> {
     let trace = trace_of(&req);
     let d = &state.diagnostics;
     d.metric(names::READ_CUSTOMER_ATTEMPT);
@@ -75,28 +111,40 @@ async fn read(req: HttpRequest, state: web::Data<PublicState>) -> Result<HttpRes
     result
 }
 
-async fn read_inner(req: &HttpRequest, state: &PublicState, trace: Option<&TraceToken>) -> Result<HttpResponse, ApiError> {
+async fn read_inner(
+    req: &HttpRequest,
+    state: &PublicState,
+    trace: Option<&TraceToken>,
+) -> Result<HttpResponse, ApiError> {
     let raw = req.match_info().get("id").unwrap_or_default();
     let Some(id) = DocId::parse(raw) else {
-        state.diagnostics.log(trace, "read customer rejected: malformed customerId");
+        state
+            .diagnostics
+            .log(trace, "read customer rejected: malformed customerId");
         return Err(ApiError::bad_request("malformed customerId"));
     };
-    state.diagnostics.log(trace, format!("reading customer {id}"));
+    state
+        .diagnostics
+        .log(trace, format!("reading customer {id}"));
     match state.internal.get_cache(&id, trace).await {
         Ok(Some(body)) => {
             state.diagnostics.log(trace, format!("read customer {id}"));
             Ok(json(StatusCode::OK, body))
         }
         Ok(None) => {
-            state.diagnostics.log(trace, format!("customer {id} not found"));
+            state
+                .diagnostics
+                .log(trace, format!("customer {id} not found"));
             Err(ApiError::not_found("cacheId not found"))
         }
         Err(e) => Err(upstream_error(state, trace, "read customer", e)),
     }
 }
 
-#[derive(Deserialize)]
-struct CreateRequest {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct CreateRequest {
+    /// Any non-empty string of at most 1024 characters.
+    #[schema(min_length = 1, max_length = 1024)]
     name: String,
 }
 
@@ -108,13 +156,31 @@ struct CustomerDocument<'a> {
     date_created: i64,
 }
 
-#[derive(Serialize)]
-struct Created<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Created<'a> {
     #[serde(rename = "customerId")]
+    #[schema(pattern = "^[0-9a-f]{24}$")]
     customer_id: &'a str,
 }
 
-async fn create(req: HttpRequest, body: web::Bytes, state: web::Data<PublicState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(post, path = "/api/customers", tag = "customers",
+    params(super::openapi::Trace),
+    request_body(content = CreateRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Created", body = Created<'static>, content_type = "application/json"),
+        (status = 400, description = "`customer name missing` or `customer name too long`", body = String, content_type = "text/plain"),
+        (status = 408, description = "`request body timed out`", body = String, content_type = "text/plain"),
+        (status = 413, description = "The body is larger than `public.max_body_bytes`", body = String, content_type = "text/plain"),
+        (status = 429, description = "Over this client's rate limit", body = String, content_type = "text/plain", headers(("Retry-After" = u64, description = "seconds"))),
+        (status = 502, description = "The internal tier failed or is unreachable", body = String, content_type = "text/plain"),
+        (status = 503, description = "The internal tier is unavailable", body = String, content_type = "text/plain"),
+        (status = 504, description = "The internal tier or its storage timed out", body = String, content_type = "text/plain"),
+    ))]
+pub(crate) async fn create(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<PublicState>,
+) -> Result<HttpResponse, ApiError> {
     let trace = trace_of(&req);
     let d = &state.diagnostics;
     d.metric(names::CREATE_CUSTOMER_ATTEMPT);
@@ -127,12 +193,18 @@ async fn create(req: HttpRequest, body: web::Bytes, state: web::Data<PublicState
     result
 }
 
-async fn create_inner(body: &[u8], state: &PublicState, trace: Option<&TraceToken>) -> Result<HttpResponse, ApiError> {
+async fn create_inner(
+    body: &[u8],
+    state: &PublicState,
+    trace: Option<&TraceToken>,
+) -> Result<HttpResponse, ApiError> {
     let name = serde_json::from_slice::<CreateRequest>(body)
         .map_err(|_| "customer name missing")
         .and_then(|r| CustomerName::parse(r.name))
         .map_err(|reason| {
-            state.diagnostics.log(trace, format!("create customer rejected: {reason}"));
+            state
+                .diagnostics
+                .log(trace, format!("create customer rejected: {reason}"));
             ApiError::bad_request(reason)
         })?;
     state.diagnostics.log(trace, "creating customer");
@@ -146,7 +218,12 @@ async fn create_inner(body: &[u8], state: &PublicState, trace: Option<&TraceToke
         .create(document, trace)
         .await
         .map_err(|e| upstream_error(state, trace, "create customer", e))?;
-    state.diagnostics.log(trace, format!("created customer {id}"));
-    let body = serde_json::to_string(&Created { customer_id: id.as_str() }).map_err(|e| ApiError::internal(&e))?;
+    state
+        .diagnostics
+        .log(trace, format!("created customer {id}"));
+    let body = serde_json::to_string(&Created {
+        customer_id: id.as_str(),
+    })
+    .map_err(|e| ApiError::internal(&e))?;
     Ok(json(StatusCode::OK, body))
 }

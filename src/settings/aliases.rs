@@ -4,7 +4,12 @@ use anyhow::bail;
 
 /// (old section, old key) -> (new section, new key)
 const RENAMES: &[(&str, &str, &str, &str)] = &[
-    ("dependencies", "cinemoInternalUrl", "public", "internal_url"),
+    (
+        "dependencies",
+        "cinemoInternalUrl",
+        "public",
+        "internal_url",
+    ),
     ("kinesis", "streamName", "kinesis", "stream_name"),
     ("kinesis", "partitionKey", "kinesis", "partition_key"),
     ("mongodb", "url", "storage", "url"),
@@ -35,7 +40,9 @@ pub fn rewrite_old_keys(table: &mut toml::Table) -> anyhow::Result<()> {
             bail!("`{new_section}` must be a section");
         };
         if section.contains_key(*new_key) {
-            bail!("both `{old_section}.{old_key}` (old name) and `{new_section}.{new_key}` are set; keep one");
+            bail!(
+                "both `{old_section}.{old_key}` (old name) and `{new_section}.{new_key}` are set; keep one"
+            );
         }
         section.insert(new_key.to_string(), value);
     }

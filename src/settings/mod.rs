@@ -54,7 +54,10 @@ pub fn load(sources: &Sources) -> anyhow::Result<Settings> {
         layers.push(read_file(&default_file)?);
     }
     if let Some(env) = &sources.env_name {
-        if !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if !env
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             bail!("CINEMO_ENV={env:?} is not a valid environment name");
         }
         let file = sources.config_dir.join(format!("{env}.toml"));
@@ -89,7 +92,8 @@ pub fn load(sources: &Sources) -> anyhow::Result<Settings> {
 fn read_file(path: &Path) -> anyhow::Result<Layer> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {name}"))?;
-    let mut table: toml::Table = toml::from_str(&text).with_context(|| format!("{name} is not valid TOML"))?;
+    let mut table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{name} is not valid TOML"))?;
     aliases::rewrite_old_keys(&mut table).with_context(|| format!("in {name}"))?;
     Ok(Layer { name, table })
 }
@@ -110,7 +114,8 @@ fn env_layer(vars: &HashMap<String, String>) -> anyhow::Result<Layer> {
             bail!("environment variable {name} is malformed (expected CINEMO__SECTION__KEY)");
         }
         let value = env_value(&vars[name]);
-        insert_path(&mut table, &path, value).with_context(|| format!("environment variable {name}"))?;
+        insert_path(&mut table, &path, value)
+            .with_context(|| format!("environment variable {name}"))?;
     }
     Ok(Layer {
         name: "the environment (CINEMO__* variables)".into(),
@@ -158,7 +163,11 @@ fn deserialize_checked(cfg: config::Config, name: &str) -> anyhow::Result<Settin
     let settings: Settings = serde_ignored::deserialize(cfg, |path| unknown.push(path.to_string()))
         .map_err(|e| anyhow::anyhow!("invalid value in {name}: {e}"))?;
     if !unknown.is_empty() {
-        let keys = unknown.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+        let keys = unknown
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
         bail!("unknown configuration key {keys} in {name}");
     }
     Ok(settings)
@@ -170,11 +179,14 @@ impl Settings {
     pub fn to_redacted_toml(&self) -> String {
         let mut shown = self.clone();
         shown.storage.url = shown.storage.url.as_deref().map(redact_url);
-        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+        toml::to_string_pretty(&shown)
+            .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }
 
     pub fn kinesis_enabled(&self) -> bool {
-        self.kinesis.enabled.unwrap_or(self.kinesis.stream_name.is_some())
+        self.kinesis
+            .enabled
+            .unwrap_or(self.kinesis.stream_name.is_some())
     }
 }
 

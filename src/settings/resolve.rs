@@ -42,12 +42,15 @@ fn resolve_storage(s: &mut Settings, vars: &HashMap<String, String>) -> anyhow::
     let explicit_url = vars.contains_key("CINEMO__STORAGE__URL");
 
     let scheme_of = |url: &str, what: &str| {
-        StorageType::from_url(url).with_context(|| format!("{what} has an unknown scheme: {}", redact_url(url)))
+        StorageType::from_url(url)
+            .with_context(|| format!("{what} has an unknown scheme: {}", redact_url(url)))
     };
     let kind = match s.storage.kind {
         Some(kind) => kind,
         // CINEMO__STORAGE__URL beats the conventions, which beat the files.
-        None if explicit_url => scheme_of(s.storage.url.as_deref().unwrap_or_default(), "storage.url")?,
+        None if explicit_url => {
+            scheme_of(s.storage.url.as_deref().unwrap_or_default(), "storage.url")?
+        }
         None => match (&database_url, &mongodb_url, &s.storage.url) {
             (Some(url), None, _) => scheme_of(url, "DATABASE_URL")?,
             (None, Some(_), _) => StorageType::Mongodb,
@@ -76,7 +79,11 @@ fn resolve_storage(s: &mut Settings, vars: &HashMap<String, String>) -> anyhow::
         None => bail!(
             "storage.type is {} but no connection string is set (storage.url, CINEMO__STORAGE__URL or {})",
             kind.as_str(),
-            if kind == StorageType::Mongodb { "MONGODB_URL" } else { "DATABASE_URL" }
+            if kind == StorageType::Mongodb {
+                "MONGODB_URL"
+            } else {
+                "DATABASE_URL"
+            }
         ),
         Some(url) => {
             let named = StorageType::from_url(url);
@@ -98,8 +105,12 @@ fn resolve_storage(s: &mut Settings, vars: &HashMap<String, String>) -> anyhow::
 
 fn validate(s: &Settings) -> anyhow::Result<()> {
     if s.mode.runs_public() {
-        let url = reqwest::Url::parse(&s.public.internal_url)
-            .with_context(|| format!("public.internal_url {:?} is not a URL", s.public.internal_url))?;
+        let url = reqwest::Url::parse(&s.public.internal_url).with_context(|| {
+            format!(
+                "public.internal_url {:?} is not a URL",
+                s.public.internal_url
+            )
+        })?;
         ensure!(
             matches!(url.scheme(), "http" | "https") && url.host().is_some(),
             "public.internal_url must be an http:// or https:// URL with a host, not {:?}",
@@ -115,7 +126,29 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
                 url.scheme() == "https",
                 "public.internal_tls is set, so public.internal_url must use https://"
             );
+            // Only the private CA may vouch for the internal tier, never the web PKI.
+            ensure!(
+                tls.ca_file.is_some(),
+                "public.internal_tls.ca_file must be set: the internal tier is verified against the private CA only"
+            );
         }
+        if s.mode == Mode::Public && tls.required {
+            ensure!(
+                tls.cert_file.is_some() && tls.ca_file.is_some(),
+                "public.internal_tls.required is true but public.internal_tls.cert_file/key_file/ca_file are not set \
+                 (set them, or set public.internal_tls.required = false to allow plain HTTP to the internal tier)"
+            );
+        }
+        let listener = &s.public.tls;
+        ensure!(
+            listener.cert_file.is_some() == listener.key_file.is_some(),
+            "public.tls.cert_file and public.tls.key_file must be set together"
+        );
+        let rl = &s.public.rate_limit;
+        ensure!(
+            !rl.enabled || (rl.per_second > 0 && rl.burst > 0),
+            "public.rate_limit.per_second and burst must be greater than 0"
+        );
     }
     let tls = &s.internal.tls;
     ensure!(
@@ -126,6 +159,19 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
         tls.client_ca_file.is_none() || tls.cert_file.is_some(),
         "internal.tls.client_ca_file needs internal.tls.cert_file and key_file"
     );
+    if s.mode == Mode::Internal && tls.required {
+        ensure!(
+            tls.cert_file.is_some() && tls.client_ca_file.is_some(),
+            "internal.tls.required is true but internal.tls.cert_file/key_file/client_ca_file are not set \
+             (set them, or set internal.tls.required = false to serve plain HTTP)"
+        );
+    }
+    if s.mode == Mode::All && tls.cert_file.is_some() {
+        ensure!(
+            s.public.internal_tls.ca_file.is_some(),
+            "internal.tls is set in all mode, so the public tier needs public.internal_tls (ca_file, and cert_file/key_file when a client CA is set)"
+        );
+    }
     if s.mode == Mode::All {
         ensure!(
             s.public.listen != s.internal.listen,
@@ -134,21 +180,47 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
         );
     }
     for (name, value) in [
-        ("public.internal_connect_timeout_ms", s.public.internal_connect_timeout_ms),
+        (
+            "public.internal_connect_timeout_ms",
+            s.public.internal_connect_timeout_ms,
+        ),
         ("public.internal_timeout_ms", s.public.internal_timeout_ms),
         ("storage.connect_timeout_ms", s.storage.connect_timeout_ms),
         ("storage.timeout_ms", s.storage.timeout_ms),
-        ("http.request_head_timeout_ms", s.http.request_head_timeout_ms),
+        (
+            "http.request_head_timeout_ms",
+            s.http.request_head_timeout_ms,
+        ),
+        (
+            "http.request_body_timeout_ms",
+            s.http.request_body_timeout_ms,
+        ),
         ("shutdown.timeout_secs", s.shutdown.timeout_secs),
     ] {
         ensure!(value > 0, "{name} must be greater than 0");
     }
-    ensure!(s.storage.max_connections > 0, "storage.max_connections must be greater than 0");
-    ensure!(s.public.max_body_bytes >= 64, "public.max_body_bytes is too small");
-    ensure!(s.internal.max_body_bytes >= 64, "internal.max_body_bytes is too small");
+    ensure!(
+        s.http.max_uri_bytes >= 256,
+        "http.max_uri_bytes is too small"
+    );
+    ensure!(
+        s.storage.max_connections > 0,
+        "storage.max_connections must be greater than 0"
+    );
+    ensure!(
+        s.public.max_body_bytes >= 64,
+        "public.max_body_bytes is too small"
+    );
+    ensure!(
+        s.internal.max_body_bytes >= 64,
+        "internal.max_body_bytes is too small"
+    );
     if s.kinesis_enabled() {
         ensure!(
-            s.kinesis.stream_name.as_deref().is_some_and(|n| !n.is_empty()),
+            s.kinesis
+                .stream_name
+                .as_deref()
+                .is_some_and(|n| !n.is_empty()),
             "kinesis.enabled is true but kinesis.stream_name is not set"
         );
     }
@@ -176,6 +248,10 @@ pub fn redact_url(url: &str) -> String {
     };
     let userinfo = &authority[..at];
     let user = userinfo.split(':').next().unwrap_or("");
-    let redacted = if userinfo.contains(':') { format!("{user}:***") } else { user.to_owned() };
+    let redacted = if userinfo.contains(':') {
+        format!("{user}:***")
+    } else {
+        user.to_owned()
+    };
     format!("{}{}{}", &url[..scheme_end + 3], redacted, &rest[at..])
 }

@@ -17,7 +17,10 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
 }
 
 fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[test]
@@ -42,26 +45,48 @@ fn built_in_defaults_match_the_interfaces() {
 #[test]
 fn layers_apply_in_order_and_the_flag_wins() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "default.toml", "mode = \"internal\"\n[shutdown]\ntimeout_secs = 5\n[log]\nlevel = \"warn\"\n");
-    write(dir.path(), "edge.toml", "[shutdown]\ntimeout_secs = 6\n[public]\ninternal_timeout_ms = 700\n");
+    write(
+        dir.path(),
+        "default.toml",
+        "mode = \"internal\"\n[shutdown]\ntimeout_secs = 5\n[log]\nlevel = \"warn\"\n",
+    );
+    write(
+        dir.path(),
+        "edge.toml",
+        "[shutdown]\ntimeout_secs = 6\n[public]\ninternal_timeout_ms = 700\n",
+    );
     let file = write(dir.path(), "mine.toml", "[shutdown]\ntimeout_secs = 7\n");
     let mut src = sources(dir.path());
     src.env_name = Some("edge".into());
     src.config_file = Some(file);
-    src.vars = vars(&[("CINEMO__PUBLIC__INTERNAL_TIMEOUT_MS", "900"), ("CINEMO__MODE", "public")]);
+    src.vars = vars(&[
+        ("CINEMO__PUBLIC__INTERNAL_TIMEOUT_MS", "900"),
+        ("CINEMO__MODE", "public"),
+    ]);
     let s = load(&src).unwrap();
     assert_eq!(s.shutdown.timeout_secs, 7, "--config beats the env file");
     assert_eq!(s.public.internal_timeout_ms, 900, "environment beats files");
-    assert_eq!(s.log.level, "warn", "default.toml applies where nothing overrides it");
+    assert_eq!(
+        s.log.level, "warn",
+        "default.toml applies where nothing overrides it"
+    );
     assert_eq!(s.mode, Mode::Public);
     src.mode = Some(Mode::All);
-    assert_eq!(load(&src).unwrap().mode, Mode::All, "--mode beats every layer");
+    assert_eq!(
+        load(&src).unwrap().mode,
+        Mode::All,
+        "--mode beats every layer"
+    );
 }
 
 #[test]
 fn unknown_keys_name_the_key_and_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "bad.toml", "[public]\nlisten = \"0.0.0.0:1\"\nlisen = \"x\"\n");
+    let file = write(
+        dir.path(),
+        "bad.toml",
+        "[public]\nlisten = \"0.0.0.0:1\"\nlisen = \"x\"\n",
+    );
     let mut src = sources(dir.path());
     src.config_file = Some(file.clone());
     let err = format!("{:#}", load(&src).unwrap_err());
@@ -71,7 +96,10 @@ fn unknown_keys_name_the_key_and_the_file() {
     let mut src = sources(dir.path());
     src.vars = vars(&[("CINEMO__STORAGE__URLL", "x")]);
     let err = format!("{:#}", load(&src).unwrap_err());
-    assert!(err.contains("storage.urll") && err.contains("environment"), "{err}");
+    assert!(
+        err.contains("storage.urll") && err.contains("environment"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -126,7 +154,11 @@ collectionName = "oldcache"
 #[test]
 fn old_and_new_spelling_together_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "both.toml", "[kinesis]\nstreamName = \"a\"\nstream_name = \"b\"\n");
+    let file = write(
+        dir.path(),
+        "both.toml",
+        "[kinesis]\nstreamName = \"a\"\nstream_name = \"b\"\n",
+    );
     let mut src = sources(dir.path());
     src.config_file = Some(file);
     let err = format!("{:#}", load(&src).unwrap_err());
@@ -148,7 +180,11 @@ fn database_url_conventions() {
     let s = load_with(&[("MONGODB_URL", "mongodb://db:27017")]).unwrap();
     assert_eq!(s.storage.kind, Some(StorageType::Mongodb));
 
-    let err = load_with(&[("DATABASE_URL", "postgres://db/x"), ("MONGODB_URL", "mongodb://db")]).unwrap_err();
+    let err = load_with(&[
+        ("DATABASE_URL", "postgres://db/x"),
+        ("MONGODB_URL", "mongodb://db"),
+    ])
+    .unwrap_err();
     assert!(format!("{err:#}").contains("storage.type"), "{err:#}");
 
     // An explicit type always wins and picks its own convention.
@@ -160,11 +196,17 @@ fn database_url_conventions() {
     .unwrap();
     assert_eq!(s.storage.url.as_deref(), Some("mongodb://db"));
 
-    let err = load_with(&[("CINEMO__STORAGE__TYPE", "postgres"), ("CINEMO__STORAGE__URL", "mongodb://u:secret@db")])
-        .unwrap_err();
+    let err = load_with(&[
+        ("CINEMO__STORAGE__TYPE", "postgres"),
+        ("CINEMO__STORAGE__URL", "mongodb://u:secret@db"),
+    ])
+    .unwrap_err();
     let err = format!("{err:#}");
     assert!(err.contains("mongodb URL"), "{err}");
-    assert!(!err.contains("secret"), "a password leaked into an error: {err}");
+    assert!(
+        !err.contains("secret"),
+        "a password leaked into an error: {err}"
+    );
 
     let err = load_with(&[("CINEMO__STORAGE__TYPE", "postgres")]).unwrap_err();
     assert!(format!("{err:#}").contains("DATABASE_URL"));
@@ -178,26 +220,55 @@ fn cross_field_checks() {
         src.vars = vars(pairs);
         load(&src).map_err(|e| format!("{e:#}"))
     };
-    assert!(load_with(&[("CINEMO__PUBLIC__INTERNAL_URL", "ftp://x")]).unwrap_err().contains("http"));
-    assert!(load_with(&[("CINEMO__KINESIS__ENABLED", "true")]).unwrap_err().contains("stream_name"));
+    assert!(
+        load_with(&[("CINEMO__PUBLIC__INTERNAL_URL", "ftp://x")])
+            .unwrap_err()
+            .contains("http")
+    );
+    assert!(
+        load_with(&[("CINEMO__KINESIS__ENABLED", "true")])
+            .unwrap_err()
+            .contains("stream_name")
+    );
     assert!(
         load_with(&[("CINEMO__INTERNAL__TLS__CERT_FILE", "/x.pem")])
             .unwrap_err()
             .contains("key_file")
     );
-    assert!(load_with(&[("CINEMO__STORAGE__TIMEOUT_MS", "0")]).unwrap_err().contains("timeout_ms"));
-    assert!(load_with(&[("CINEMO__LOG__LEVEL", "loud=[")]).unwrap_err().contains("log.level"));
-    assert!(load_with(&[("CINEMO__MODE", "sideways")]).unwrap_err().contains("mode"));
+    assert!(
+        load_with(&[("CINEMO__STORAGE__TIMEOUT_MS", "0")])
+            .unwrap_err()
+            .contains("timeout_ms")
+    );
+    assert!(
+        load_with(&[("CINEMO__LOG__LEVEL", "loud=[")])
+            .unwrap_err()
+            .contains("log.level")
+    );
+    assert!(
+        load_with(&[("CINEMO__MODE", "sideways")])
+            .unwrap_err()
+            .contains("mode")
+    );
 }
 
 #[test]
 fn redacts_passwords_only() {
-    assert_eq!(redact_url("postgres://u:p%40ss@db:5432/x"), "postgres://u:***@db:5432/x");
-    assert_eq!(redact_url("mongodb://u:a:b@h1,h2/?tls=true"), "mongodb://u:***@h1,h2/?tls=true");
+    assert_eq!(
+        redact_url("postgres://u:p%40ss@db:5432/x"),
+        "postgres://u:***@db:5432/x"
+    );
+    assert_eq!(
+        redact_url("mongodb://u:a:b@h1,h2/?tls=true"),
+        "mongodb://u:***@h1,h2/?tls=true"
+    );
     assert_eq!(redact_url("mongodb://h1/x"), "mongodb://h1/x");
     assert_eq!(redact_url("sqlite://cinemo.db"), "sqlite://cinemo.db");
     let mut s = Settings::default();
     s.storage.url = Some("postgres://u:hunter2@db/x".into());
     let shown = s.to_redacted_toml();
-    assert!(!shown.contains("hunter2") && shown.contains("u:***@db"), "{shown}");
+    assert!(
+        !shown.contains("hunter2") && shown.contains("u:***@db"),
+        "{shown}"
+    );
 }

@@ -60,5 +60,8 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
             other.as_str()
         ),
     };
-    Ok(Arc::new(Timed::new(inner, Duration::from_millis(storage.timeout_ms))))
+    Ok(Arc::new(Timed::new(
+        inner,
+        Duration::from_millis(storage.timeout_ms),
+    )))
 }

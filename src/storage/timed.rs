@@ -20,7 +20,11 @@ impl Timed {
         Timed { inner, deadline }
     }
 
-    async fn run<T>(&self, op: &str, fut: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    async fn run<T>(
+        &self,
+        op: &str,
+        fut: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         match tokio::time::timeout(self.deadline, fut).await {
             Ok(result) => result,
             Err(_) => Err(StoreError::Unavailable(format!(

@@ -150,6 +150,9 @@ mod tests {
         d.metric("b");
         d.log(None, "not traced");
         assert_eq!(dropped.load(Ordering::Relaxed), 1);
-        assert!(matches!(rx.try_recv(), Ok(Frame::Metrics(MetricFrame { name: "a", .. }))));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Frame::Metrics(MetricFrame { name: "a", .. }))
+        ));
     }
 }

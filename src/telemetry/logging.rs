@@ -11,7 +11,11 @@ pub fn init(settings: &LogSettings) {
         .with_writer(std::io::stdout)
         .with_target(true);
     let _ = match settings.format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
         LogFormat::Text => builder.try_init(),
     };
 }
