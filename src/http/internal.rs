@@ -64,7 +64,7 @@ pub(crate) async fn health(state: web::Data<InternalState>) -> HttpResponse {
 }
 
 #[utoipa::path(get, path = "/api/cache/{id}", tag = "cache",
-    params(("id" = String, Path, description = "The document id: 24 hexadecimal digits"), super::openapi::Trace),
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$", description = "The document id: 24 hexadecimal digits"), super::openapi::Trace),
     responses(
         (status = 200, description = "The stored document with its `_id` first", body = super::openapi::StoredDocument, content_type = "application/json"),
         (status = 400, description = "`malformed cacheId`", body = String, content_type = "text/plain"),

@@ -84,7 +84,7 @@ pub(crate) async fn health(state: web::Data<PublicState>) -> HttpResponse {
 }
 
 #[utoipa::path(get, path = "/api/customers/{id}", tag = "customers",
-    params(("id" = String, Path, description = "The customer id: 24 hexadecimal digits"), super::openapi::Trace),
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$", description = "The customer id: 24 hexadecimal digits"), super::openapi::Trace),
     responses(
         (status = 200, description = "The stored customer document", body = super::openapi::StoredCustomer, content_type = "application/json"),
         (status = 400, description = "`malformed customerId`", body = String, content_type = "text/plain"),
