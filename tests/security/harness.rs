@@ -40,8 +40,14 @@ impl Cinemo {
             .env("CINEMO__LOG__LEVEL", "info")
             .env("CINEMO__HTTP__WORKERS", "2")
             .env("CINEMO__PUBLIC__LISTEN", format!("127.0.0.1:{public_port}"))
-            .env("CINEMO__INTERNAL__LISTEN", format!("127.0.0.1:{internal_port}"))
-            .env("CINEMO__STORAGE__URL", format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()))
+            .env(
+                "CINEMO__INTERNAL__LISTEN",
+                format!("127.0.0.1:{internal_port}"),
+            )
+            .env(
+                "CINEMO__STORAGE__URL",
+                format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().expect("log file")))
             .stderr(Stdio::from(log));
@@ -75,14 +81,21 @@ impl Cinemo {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("cinemo exited with {status} before serving:\n{}", self.log());
+                panic!(
+                    "cinemo exited with {status} before serving:\n{}",
+                    self.log()
+                );
             }
-            if let Ok(r) = client.get(format!("{base}/api/health/live")).send().await {
-                if r.status() == reqwest::StatusCode::OK {
-                    return;
-                }
+            if let Ok(r) = client.get(format!("{base}/api/health/live")).send().await
+                && r.status() == reqwest::StatusCode::OK
+            {
+                return;
             }
-            assert!(Instant::now() < deadline, "{base} not live after 30 s:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "{base} not live after 30 s:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -94,7 +107,11 @@ impl Cinemo {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "cinemo still running:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "cinemo still running:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -9,7 +9,9 @@ use super::harness::{Cinemo, plain_client};
 
 async fn started(env: &[(&str, String)]) -> Cinemo {
     let mut cinemo = Cinemo::start("all", env);
-    cinemo.wait_live(&plain_client(), &cinemo.public_url()).await;
+    cinemo
+        .wait_live(&plain_client(), &cinemo.public_url())
+        .await;
     cinemo
 }
 
@@ -54,15 +56,27 @@ async fn rate_limit_answers_429_with_retry_after_and_recovers() {
     // wait_live spent part of the budget; let it refill to the full burst.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (served, refused) = until_refused(&base, None).await;
-    assert!((2..=4).contains(&served), "about the burst (3) is served, not {served}");
+    assert!(
+        (2..=4).contains(&served),
+        "about the burst (3) is served, not {served}"
+    );
     assert_eq!(refused.status(), 429);
     let wait = retry_after(&refused);
     assert!((1..=2).contains(&wait), "Retry-After {wait}");
-    assert!(refused.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(
+        refused.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     assert_eq!(refused.text().await.unwrap(), "too many requests");
 
     tokio::time::sleep(Duration::from_secs(wait)).await;
-    let again = plain_client().get(format!("{base}/api/version")).send().await.unwrap();
+    let again = plain_client()
+        .get(format!("{base}/api/version"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 200, "the budget refills after Retry-After");
 }
 
@@ -80,7 +94,11 @@ async fn forged_forwarded_for_from_untrusted_peer_does_not_evade_the_limit() {
         .send()
         .await
         .unwrap();
-    assert_eq!(forged.status(), 429, "a new forged address is still the same peer");
+    assert_eq!(
+        forged.status(),
+        429,
+        "a new forged address is still the same peer"
+    );
 }
 
 #[tokio::test]
@@ -98,7 +116,11 @@ async fn trusted_proxy_forwarded_for_keys_on_the_forwarded_client() {
         .send()
         .await
         .unwrap();
-    assert_eq!(other.status(), 200, "another client behind the proxy has its own budget");
+    assert_eq!(
+        other.status(),
+        200,
+        "another client behind the proxy has its own budget"
+    );
 }
 
 #[tokio::test]
@@ -131,7 +153,11 @@ async fn over_long_uri_gets_414() {
     let client = plain_client();
     for len in [5_000, 20_000] {
         let r = client
-            .get(format!("{}/api/customers/{}", cinemo.public_url(), "a".repeat(len)))
+            .get(format!(
+                "{}/api/customers/{}",
+                cinemo.public_url(),
+                "a".repeat(len)
+            ))
             .send()
             .await
             .unwrap();
@@ -139,7 +165,11 @@ async fn over_long_uri_gets_414() {
     }
     // actix itself refuses request heads beyond its buffer; still a 4xx.
     let r = client
-        .get(format!("{}/api/customers/{}", cinemo.public_url(), "a".repeat(200_000)))
+        .get(format!(
+            "{}/api/customers/{}",
+            cinemo.public_url(),
+            "a".repeat(200_000)
+        ))
         .send()
         .await;
     if let Ok(r) = r {
@@ -153,14 +183,36 @@ async fn no_server_header_on_any_answer() {
     let client = plain_client();
     let base = cinemo.public_url();
     let answers = [
-        client.get(format!("{base}/api/version")).send().await.unwrap(),
+        client
+            .get(format!("{base}/api/version"))
+            .send()
+            .await
+            .unwrap(),
         client.get(format!("{base}/nope")).send().await.unwrap(),
-        client.get(format!("{base}/api/customers/xyz")).send().await.unwrap(),
-        client.post(format!("{base}/api/customers")).body("{").send().await.unwrap(),
-        client.post(format!("{base}/api/customers")).body(vec![b'a'; 100_000]).send().await.unwrap(),
+        client
+            .get(format!("{base}/api/customers/xyz"))
+            .send()
+            .await
+            .unwrap(),
+        client
+            .post(format!("{base}/api/customers"))
+            .body("{")
+            .send()
+            .await
+            .unwrap(),
+        client
+            .post(format!("{base}/api/customers"))
+            .body(vec![b'a'; 100_000])
+            .send()
+            .await
+            .unwrap(),
     ];
     for r in answers {
-        assert!(r.headers().get("server").is_none(), "{} leaks Server", r.status());
+        assert!(
+            r.headers().get("server").is_none(),
+            "{} leaks Server",
+            r.status()
+        );
         assert!(r.headers().get("x-powered-by").is_none());
     }
 }
@@ -189,28 +241,49 @@ fn trickle(port: u16, head: &'static [u8], trickle: &'static [u8]) -> (Duration,
             std::thread::sleep(Duration::from_millis(100));
         }
     });
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let mut got = Vec::new();
     let _ = stream.read_to_end(&mut got);
-    (started.elapsed(), String::from_utf8_lossy(&got).into_owned())
+    (
+        started.elapsed(),
+        String::from_utf8_lossy(&got).into_owned(),
+    )
 }
 
 #[tokio::test]
 async fn slow_loris_head_is_cut_off_while_normal_clients_are_served() {
     let cinemo = started(&slow_env()).await;
     let port = cinemo.public_port;
-    let loris = std::thread::spawn(move || trickle(port, b"", b"GET /api/version HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaa"));
+    let loris = std::thread::spawn(move || {
+        trickle(
+            port,
+            b"",
+            b"GET /api/version HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaa",
+        )
+    });
     // While the slow client trickles, a normal one is served promptly.
     for _ in 0..5 {
         let t = Instant::now();
-        let r = plain_client().get(format!("{}/api/version", cinemo.public_url())).send().await.unwrap();
+        let r = plain_client()
+            .get(format!("{}/api/version", cinemo.public_url()))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         assert!(t.elapsed() < Duration::from_secs(1));
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     let (took, answer) = loris.join().unwrap();
-    assert!(took < Duration::from_secs(4), "the slow head was allowed {took:?}");
-    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(
+        took < Duration::from_secs(4),
+        "the slow head was allowed {took:?}"
+    );
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer:?}"
+    );
 }
 
 #[tokio::test]
@@ -226,8 +299,15 @@ async fn slow_body_is_cut_off_with_408() {
     })
     .join()
     .unwrap();
-    assert!(took < Duration::from_secs(4), "the slow body was allowed {took:?}");
+    assert!(
+        took < Duration::from_secs(4),
+        "the slow body was allowed {took:?}"
+    );
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
-    let r = plain_client().get(format!("{}/api/version", cinemo.public_url())).send().await.unwrap();
+    let r = plain_client()
+        .get(format!("{}/api/version", cinemo.public_url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }

@@ -37,9 +37,18 @@ impl Pki {
     fn internal_env(&self) -> Vec<(&'static str, String)> {
         let server = self.ca.server();
         vec![
-            ("CINEMO__INTERNAL__TLS__CERT_FILE", self.file("server.crt", &server.cert_pem)),
-            ("CINEMO__INTERNAL__TLS__KEY_FILE", self.file("server.key", &server.key_pem)),
-            ("CINEMO__INTERNAL__TLS__CLIENT_CA_FILE", self.file("client-ca.crt", &self.ca.pem)),
+            (
+                "CINEMO__INTERNAL__TLS__CERT_FILE",
+                self.file("server.crt", &server.cert_pem),
+            ),
+            (
+                "CINEMO__INTERNAL__TLS__KEY_FILE",
+                self.file("server.key", &server.key_pem),
+            ),
+            (
+                "CINEMO__INTERNAL__TLS__CLIENT_CA_FILE",
+                self.file("client-ca.crt", &self.ca.pem),
+            ),
             ("CINEMO__INTERNAL__TLS__REQUIRED", "true".into()),
         ]
     }
@@ -73,7 +82,12 @@ async fn internal_tier_refuses_plain_http_client() {
 async fn internal_tier_refuses_tls_client_without_certificate() {
     let (internal, pki, base) = internal_tier().await;
     let client = tls_client(&pki.ca, None, internal.internal_port);
-    assert_refused(&client, &format!("{base}/api/health/live"), "a client without a certificate").await;
+    assert_refused(
+        &client,
+        &format!("{base}/api/health/live"),
+        "a client without a certificate",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -81,7 +95,12 @@ async fn internal_tier_refuses_certificate_from_another_ca() {
     let (internal, pki, base) = internal_tier().await;
     let stranger = Ca::new("some other CA").client("cinemo-public");
     let client = tls_client(&pki.ca, Some(&stranger), internal.internal_port);
-    assert_refused(&client, &format!("{base}/api/health/live"), "a certificate from another CA").await;
+    assert_refused(
+        &client,
+        &format!("{base}/api/health/live"),
+        "a certificate from another CA",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -89,15 +108,32 @@ async fn internal_tier_refuses_expired_client_certificate() {
     let (internal, pki, base) = internal_tier().await;
     let expired = pki.ca.expired_client("cinemo-public");
     let client = tls_client(&pki.ca, Some(&expired), internal.internal_port);
-    assert_refused(&client, &format!("{base}/api/health/live"), "an expired certificate").await;
+    assert_refused(
+        &client,
+        &format!("{base}/api/health/live"),
+        "an expired certificate",
+    )
+    .await;
 }
 
 fn public_env(pki: &Pki, ca_pem: &str, internal_port: u16) -> Vec<(&'static str, String)> {
     vec![
-        ("CINEMO__PUBLIC__INTERNAL_URL", format!("https://localhost:{internal_port}")),
-        ("CINEMO__PUBLIC__INTERNAL_TLS__CERT_FILE", pki.file("client.crt", &pki.client.cert_pem)),
-        ("CINEMO__PUBLIC__INTERNAL_TLS__KEY_FILE", pki.file("client.key", &pki.client.key_pem)),
-        ("CINEMO__PUBLIC__INTERNAL_TLS__CA_FILE", pki.file("internal-ca.crt", ca_pem)),
+        (
+            "CINEMO__PUBLIC__INTERNAL_URL",
+            format!("https://localhost:{internal_port}"),
+        ),
+        (
+            "CINEMO__PUBLIC__INTERNAL_TLS__CERT_FILE",
+            pki.file("client.crt", &pki.client.cert_pem),
+        ),
+        (
+            "CINEMO__PUBLIC__INTERNAL_TLS__KEY_FILE",
+            pki.file("client.key", &pki.client.key_pem),
+        ),
+        (
+            "CINEMO__PUBLIC__INTERNAL_TLS__CA_FILE",
+            pki.file("internal-ca.crt", ca_pem),
+        ),
         ("CINEMO__PUBLIC__INTERNAL_TLS__REQUIRED", "true".into()),
     ]
 }
@@ -105,11 +141,18 @@ fn public_env(pki: &Pki, ca_pem: &str, internal_port: u16) -> Vec<(&'static str,
 #[tokio::test]
 async fn internal_tier_accepts_the_public_tier_for_create_and_read() {
     let (internal, pki, _) = internal_tier().await;
-    let mut public = Cinemo::start("public", &public_env(&pki, &pki.ca.pem, internal.internal_port));
+    let mut public = Cinemo::start(
+        "public",
+        &public_env(&pki, &pki.ca.pem, internal.internal_port),
+    );
     let client = plain_client();
     public.wait_live(&client, &public.public_url()).await;
 
-    let ready = client.get(format!("{}/api/health", public.public_url())).send().await.expect("health");
+    let ready = client
+        .get(format!("{}/api/health", public.public_url()))
+        .send()
+        .await
+        .expect("health");
     assert_eq!(ready.status(), 200, "readiness goes through mTLS");
     let created = client
         .post(format!("{}/api/customers", public.public_url()))
@@ -137,7 +180,10 @@ async fn internal_tier_accepts_the_public_tier_for_create_and_read() {
 async fn public_tier_refuses_an_internal_server_from_another_ca() {
     let (internal, pki, _) = internal_tier().await;
     let other = Ca::new("impostor CA");
-    let mut public = Cinemo::start("public", &public_env(&pki, &other.pem, internal.internal_port));
+    let mut public = Cinemo::start(
+        "public",
+        &public_env(&pki, &other.pem, internal.internal_port),
+    );
     let client = plain_client();
     public.wait_live(&client, &public.public_url()).await;
     let r = client
@@ -146,18 +192,34 @@ async fn public_tier_refuses_an_internal_server_from_another_ca() {
         .send()
         .await
         .expect("create");
-    assert_eq!(r.status(), 502, "an unverified internal server is unreachable");
+    assert_eq!(
+        r.status(),
+        502,
+        "an unverified internal server is unreachable"
+    );
 }
 
 #[test]
 fn tiers_refuse_to_start_without_tls_when_required() {
     for (mode, var, key) in [
-        ("internal", "CINEMO__INTERNAL__TLS__REQUIRED", "internal.tls.required"),
-        ("public", "CINEMO__PUBLIC__INTERNAL_TLS__REQUIRED", "public.internal_tls.required"),
+        (
+            "internal",
+            "CINEMO__INTERNAL__TLS__REQUIRED",
+            "internal.tls.required",
+        ),
+        (
+            "public",
+            "CINEMO__PUBLIC__INTERNAL_TLS__REQUIRED",
+            "public.internal_tls.required",
+        ),
     ] {
         let mut cinemo = Cinemo::start(mode, &[(var, "true".into())]);
         let status = cinemo.wait_exit(Duration::from_secs(20));
         assert!(!status.success(), "{mode} started without TLS");
-        assert!(cinemo.log().contains(key), "the refusal names {key}:\n{}", cinemo.log());
+        assert!(
+            cinemo.log().contains(key),
+            "the refusal names {key}:\n{}",
+            cinemo.log()
+        );
     }
 }
