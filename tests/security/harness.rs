@@ -100,6 +100,12 @@ impl Cinemo {
         }
     }
 
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("cinemo exited with {status}:\n{}", self.log());
+        }
+    }
+
     /// Waits for the process to exit on its own (a start-up refusal).
     pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + within;

@@ -223,3 +223,93 @@ fn tiers_refuse_to_start_without_tls_when_required() {
         );
     }
 }
+
+/// The documented ops procedure (tools/pki.sh, plain openssl) produces
+/// files both tiers accept: one CA, the internal server's and the public
+/// tier's certificates, then a create and a read through mTLS.
+#[tokio::test]
+async fn certificates_from_tools_pki_sh_work_between_the_tiers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path().display().to_string();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/pki.sh");
+    for args in [
+        vec!["ca", &d],
+        vec!["server", &d, "localhost"],
+        vec!["client", &d, "cinemo-public"],
+    ] {
+        let out = std::process::Command::new("bash")
+            .arg(script)
+            .args(&args)
+            .output()
+            .expect("run tools/pki.sh (needs openssl)");
+        assert!(
+            out.status.success(),
+            "pki.sh {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let f = |name: &str| dir.path().join(name).display().to_string();
+    let mut internal = Cinemo::start(
+        "internal",
+        &[
+            ("CINEMO__INTERNAL__TLS__CERT_FILE", f("server.crt")),
+            ("CINEMO__INTERNAL__TLS__KEY_FILE", f("server.key")),
+            ("CINEMO__INTERNAL__TLS__CLIENT_CA_FILE", f("ca.crt")),
+            ("CINEMO__INTERNAL__TLS__REQUIRED", "true".into()),
+        ],
+    );
+    let mut public = Cinemo::start(
+        "public",
+        &[
+            (
+                "CINEMO__PUBLIC__INTERNAL_URL",
+                format!("https://localhost:{}", internal.internal_port),
+            ),
+            ("CINEMO__PUBLIC__INTERNAL_TLS__CERT_FILE", f("client.crt")),
+            ("CINEMO__PUBLIC__INTERNAL_TLS__KEY_FILE", f("client.key")),
+            ("CINEMO__PUBLIC__INTERNAL_TLS__CA_FILE", f("ca.crt")),
+            ("CINEMO__PUBLIC__INTERNAL_TLS__REQUIRED", "true".into()),
+        ],
+    );
+    let client = plain_client();
+    public.wait_live(&client, &public.public_url()).await;
+    // The internal tier is live once the public tier's readiness passes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = client
+            .get(format!("{}/api/health", public.public_url()))
+            .send()
+            .await
+            .expect("health");
+        if r.status() == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "internal tier never ready:\n{}",
+            internal.log()
+        );
+        internal.assert_running();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let created = client
+        .post(format!("{}/api/customers", public.public_url()))
+        .json(&serde_json::json!({"name": "Grace"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 200, "{}", public.log());
+    let id = created.json::<serde_json::Value>().await.expect("json")["customerId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let read = client
+        .get(format!("{}/api/customers/{id}", public.public_url()))
+        .send()
+        .await
+        .expect("read");
+    assert_eq!(
+        read.json::<serde_json::Value>().await.expect("json")["name"],
+        "Grace"
+    );
+}
