@@ -2,13 +2,18 @@
 # The fuzz suite (issue 7): schemathesis drives each tier's own OpenAPI
 # document (/api/openapi.json) against the running binary. Any 5xx, any
 # status code the document does not list, or any body that does not match
-# its schema fails the suite. Needs CINEMO_BIN, a built cinemo binary.
+# its schema fails the suite. Uses CINEMO_BIN when set, else builds the
+# debug binary.
 #   CINEMO_BIN=target/debug/cinemo .ci/suites/fuzz.sh
 # FUZZ_EXAMPLES (default 300) sets the cases per operation.
 source "$(dirname "$0")/../lib.sh"
 cd "$CINEMO_ROOT"
 
-[ -n "${CINEMO_BIN:-}" ] || die "CINEMO_BIN is not set: point it at a built cinemo binary"
+if [ -z "${CINEMO_BIN:-}" ]; then
+  log "CINEMO_BIN is not set: building the debug binary"
+  cargo build --quiet --bin cinemo
+  CINEMO_BIN="$CARGO_TARGET_DIR/debug/cinemo"
+fi
 [ -x "$CINEMO_BIN" ] || die "CINEMO_BIN=$CINEMO_BIN is not an executable file"
 CINEMO_BIN=$(realpath "$CINEMO_BIN")
 examples=${FUZZ_EXAMPLES:-300}
@@ -37,6 +42,8 @@ track_pid $!
 wait_port "$public_port" 60
 wait_port "$internal_port" 60
 
+# schemathesis and hypothesis keep caches in the working directory.
+cd "$work"
 failed=0
 for tier in public:$public_port internal:$internal_port; do
   name=${tier%%:*} port=${tier##*:}
