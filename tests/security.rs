@@ -7,5 +7,6 @@ mod security {
     pub mod harness;
     mod limits;
     mod mtls;
+    mod openapi;
     mod properties;
 }

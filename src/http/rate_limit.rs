@@ -73,6 +73,19 @@ impl ClientKey {
     }
 }
 
+/// The budget an address spends: its own for IPv4, its /64 for IPv6, since
+/// one IPv6 host is handed a whole /64 and could otherwise rotate through it
+/// for a fresh budget per request.
+pub fn bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
+}
+
 /// One `X-Forwarded-For` entry: an address, tolerating the `[v6]:port` and
 /// `v4:port` forms some proxies write.
 fn parse_forwarded(entry: &str) -> Option<IpAddr> {
@@ -98,7 +111,7 @@ impl KeyExtractor for ClientKey {
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal error",
         ))?;
-        Ok(self.client_ip(peer.ip(), req.headers()))
+        Ok(bucket(self.client_ip(peer.ip(), req.headers())))
     }
 
     fn exceed_rate_limit_response(
@@ -212,6 +225,17 @@ mod tests {
     fn trusted_proxy_forwards_the_rightmost_untrusted_entry() {
         let h = headers(&["6.6.6.6, 198.51.100.7", "10.0.1.2"]);
         assert_eq!(key().client_ip(ip("10.0.0.5"), &h), ip("198.51.100.7"));
+    }
+
+    #[test]
+    fn ipv6_clients_share_their_64() {
+        assert_eq!(
+            bucket(ip("2001:db8:1:2:aaaa::1")),
+            bucket(ip("2001:db8:1:2:bbbb::9"))
+        );
+        assert_ne!(bucket(ip("2001:db8:1:2::1")), bucket(ip("2001:db8:1:3::1")));
+        assert_eq!(bucket(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
+        assert_eq!(bucket(ip("192.0.2.1")), ip("192.0.2.1"));
     }
 
     #[test]

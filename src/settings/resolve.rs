@@ -122,8 +122,9 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
             "public.internal_tls.cert_file and public.internal_tls.key_file must be set together"
         );
         if tls.cert_file.is_some() || tls.ca_file.is_some() {
+            // `all` mode ignores internal_url: it calls its own listener.
             ensure!(
-                url.scheme() == "https",
+                s.mode == Mode::All || url.scheme() == "https",
                 "public.internal_tls is set, so public.internal_url must use https://"
             );
             // Only the private CA may vouch for the internal tier, never the web PKI.

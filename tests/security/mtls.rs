@@ -313,3 +313,78 @@ async fn certificates_from_tools_pki_sh_work_between_the_tiers() {
         "Grace"
     );
 }
+
+/// `all` mode with TLS configured: the public tier calls its own internal
+/// listener over mutual TLS on loopback, the same path as production.
+#[tokio::test]
+async fn all_mode_uses_mutual_tls_on_loopback_when_configured() {
+    let pki = Pki::new();
+    let mut env = pki.internal_env();
+    env.extend([
+        (
+            "CINEMO__PUBLIC__INTERNAL_TLS__CERT_FILE",
+            pki.file("client.crt", &pki.client.cert_pem),
+        ),
+        (
+            "CINEMO__PUBLIC__INTERNAL_TLS__KEY_FILE",
+            pki.file("client.key", &pki.client.key_pem),
+        ),
+        (
+            "CINEMO__PUBLIC__INTERNAL_TLS__CA_FILE",
+            pki.file("internal-ca.crt", &pki.ca.pem),
+        ),
+    ]);
+    let mut all = Cinemo::start("all", &env);
+    let client = plain_client();
+    all.wait_live(&client, &all.public_url()).await;
+    let created = client
+        .post(format!("{}/api/customers", all.public_url()))
+        .json(&serde_json::json!({"name": "Lin"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 200, "{}", all.log());
+    let internal = format!("{}/api/health/live", all.internal_url());
+    assert_refused(
+        &client,
+        &internal,
+        "a plain client on the loopback internal listener",
+    )
+    .await;
+}
+
+/// Optional TLS on the public listener (normally ended at the ALB).
+#[tokio::test]
+async fn public_listener_serves_tls_when_configured() {
+    let pki = Pki::new();
+    let server = pki.ca.server();
+    let mut cinemo = Cinemo::start(
+        "all",
+        &[
+            (
+                "CINEMO__PUBLIC__TLS__CERT_FILE",
+                pki.file("public.crt", &server.cert_pem),
+            ),
+            (
+                "CINEMO__PUBLIC__TLS__KEY_FILE",
+                pki.file("public.key", &server.key_pem),
+            ),
+        ],
+    );
+    let port = cinemo.public_port;
+    let tls = tls_client(&pki.ca, None, port);
+    let base = format!("https://localhost:{port}");
+    cinemo.wait_live(&tls, &base).await;
+    let r = tls
+        .get(format!("{base}/api/version"))
+        .send()
+        .await
+        .expect("version over TLS");
+    assert_eq!(r.status(), 200);
+    assert_refused(
+        &plain_client(),
+        &format!("{}/api/version", cinemo.public_url()),
+        "plain HTTP on the TLS listener",
+    )
+    .await;
+}
