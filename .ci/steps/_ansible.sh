@@ -13,9 +13,14 @@ run_playbook() {
   ensure_ansible_collections
   local extra=()
   if [ -n "${AWS_ENDPOINT_URL:-}" ]; then extra+=(-e "aws_endpoint_url=$AWS_ENDPOINT_URL"); fi
+  # ansible's own scratch space stays in the cache, not in the home directory
+  mkdir -p "$CINEMO_CACHE/ansible-home/tmp"
   log "ansible-playbook $play (env=$env) $*"
   (cd "$CINEMO_ROOT/ansible" &&
-    ANSIBLE_FORCE_COLOR=0 ansible-playbook -i "inventories/$env" "$play" -e "env=$env" "${extra[@]}" "$@")
+    ANSIBLE_CONFIG="$CINEMO_ROOT/ansible/ansible.cfg" \
+    ANSIBLE_HOME="$CINEMO_CACHE/ansible-home" ANSIBLE_LOCAL_TEMP="$CINEMO_CACHE/ansible-home/tmp" \
+    ANSIBLE_NOCOLOR=1 ANSIBLE_DISPLAY_SKIPPED_HOSTS=false \
+    ansible-playbook -i "inventories/$env" "$play" -e "env=$env" "${extra[@]}" "$@")
 }
 
 # gh_output KEY VALUE: a step output in GitHub Actions, a line on stdout here.

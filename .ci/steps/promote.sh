@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Promote the AMI that passed edge's smoke test to stable (ansible/promote.yml).
 # Stable gets exactly the tested image, never a rebuild and never "whatever
-# edge runs now": the AMI id is passed through from the edge job.
+# edge runs now": the AMI id is passed through from the edge job. promote.yml
+# refuses an AMI without the smoke=passed tag (mark-passed.sh), copies it
+# (same bits, its own id, channel=stable, source_ami=<edge AMI>) and rolls
+# the copy out to stable like rollout.yml.
 #
 #   promote.sh --ami ami-0123... [--to stable]
 #

@@ -6,6 +6,8 @@
     release_state.py current-ami ENV               the AMI both tiers of ENV run now
     release_state.py alarms ENV                    fail if any cinemo-ENV alarm is in ALARM
     release_state.py ami-tags AMI                  print an AMI's tags
+    release_state.py moto-finish-refresh ENV       (moto only) move both groups to
+                                                   their template's newest version
 
 The playbooks change the stack; this only reads it, so the pipeline can
 remember what ENV ran before a rollout (to roll back to it) and check that
@@ -108,6 +110,35 @@ def ami_tags(ami, env=None):
     return {t["Key"]: t["Value"] for t in img[0].get("Tags", [])}
 
 
+def moto_finish_refresh(env):
+    """What a successful instance refresh leaves behind, for moto, which has
+    no instance refresh: each group on its launch template's newest version.
+    The rehearsal (.ci/suites/release.sh) uses it after rollout.yml ran with
+    CINEMO_SKIP_INSTANCE_REFRESH=1; it refuses any endpoint but loopback."""
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("AWS_ENDPOINT_URL", "")).hostname
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        die("moto-finish-refresh only talks to a local moto (AWS_ENDPOINT_URL on loopback)")
+    asg = client("autoscaling", env)
+    ec2 = client("ec2", env)
+    for tier in ("public", "internal"):
+        name = f"cinemo-{env}-{tier}"
+        groups = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+        if not groups:
+            die(f"Auto Scaling group {name} not found")
+        spec = groups[0]["LaunchTemplate"]
+        sel = {"LaunchTemplateId": spec["LaunchTemplateId"]} if spec.get("LaunchTemplateId") else {
+            "LaunchTemplateName": spec["LaunchTemplateName"]}
+        latest = ec2.describe_launch_template_versions(Versions=["$Latest"], **sel)["LaunchTemplateVersions"][0]
+        asg.update_auto_scaling_group(
+            AutoScalingGroupName=name,
+            LaunchTemplate={**sel, "Version": str(latest["VersionNumber"])},
+        )
+        print(f"{name}: now on launch template version {latest['VersionNumber']} "
+              f"({latest.get('LaunchTemplateData', {}).get('ImageId')})")
+
+
 def main(argv):
     if len(argv) < 3:
         die(__doc__)
@@ -123,6 +154,8 @@ def main(argv):
     elif cmd == "ami-tags":
         env = argv[3] if len(argv) > 3 else None
         print(json.dumps(ami_tags(arg, env), indent=2, sort_keys=True))
+    elif cmd == "moto-finish-refresh":
+        moto_finish_refresh(arg)
     else:
         die(f"unknown command {cmd}\n{__doc__}")
 

@@ -7,14 +7,16 @@
 #   3. release build           .ci/steps/release-build.sh: x86_64 only here (no
 #                              aarch64 standard library), checksum and SBOM printed
 #   4. pipeline rehearsal, against moto on loopback:
-#        provision edge and stable   ansible/provision.yml (the stack to roll into)
-#        bake                        .ci/steps/bake.sh (Packer 1.6.6, communicator none)
+#        bake (twice)                .ci/steps/bake.sh (Packer 1.6.6, communicator none):
+#                                    the "running" release and this one
+#        provision edge and stable   ansible/provision.yml + monitoring.yml on the first
 #        rollout to edge             .ci/steps/rollout.sh -> ansible/rollout.yml
 #        smoke                       .ci/steps/smoke.sh against a local `cinemo --mode all`
 #        automatic rollback          smoke against a broken deployment must fail,
 #                                    then .ci/steps/rollback.sh restores edge
+#        mark passed                 .ci/steps/mark-passed.sh (smoke=passed tag)
 #        promotion to stable         .ci/steps/soak-check.sh, .ci/steps/promote.sh
-#                                    -> ansible/promote.yml, smoke again
+#                                    -> ansible/promote.yml (copy, channel=stable), smoke
 #
 # A piece that does not exist yet fails the suite with its name: nothing is
 # skipped. Servers bind 127.0.0.1 only and stop when the suite exits.
@@ -55,7 +57,7 @@ step "release build $CINEMO_BINARY with checksum and SBOM ($("$CINEMO_BIN" --ver
 log "4/4 pipeline rehearsal against moto"
 "$CINEMO_BIN" smoke --help >/dev/null 2>&1 \
   || die "the release binary has no 'smoke' command yet (cinemo smoke --url URL, docs/interfaces.md)"
-for play in provision.yml rollout.yml promote.yml; do
+for play in provision.yml monitoring.yml rollout.yml; do
   [ -f "ansible/$play" ] || die "ansible/$play does not exist yet: the rehearsal rolls out with it"
 done
 
@@ -66,25 +68,62 @@ export CINEMO_RELEASE_STATE="$work/state"
 start_moto
 echo "moto on $AWS_ENDPOINT_URL"
 source "$steps/_ansible.sh"
+ensure_ansible_collections  # once, before plays run side by side
+# moto has no instance refresh: rollout.yml's documented CI mode creates the
+# launch template versions and replaces no instance. finish_refresh then
+# leaves the groups where a successful refresh would (release_state.py).
+export CINEMO_SKIP_INSTANCE_REFRESH=1
+# moto has no composite alarms either: monitoring.yml's CI switch.
+export CINEMO_SKIP_COMPOSITE_ALARM=1
+finish_refresh() { python3 "$steps/release_state.py" moto-finish-refresh "$1"; }
+runs_now() { python3 "$steps/release_state.py" current-ami "$1"; }
+bake_ami() {
+  "$steps/bake.sh" --channel edge --env edge --dist "$CINEMO_DIST" >"$work/$1.out" \
+    || { cat "$work/$1.out"; die "bake.sh failed ($1)"; }
+  sed -n 's/^ami=//p' "$work/$1.out" | tail -n 1
+}
 
-# The stacks the release rolls into. In AWS they exist already; here moto
-# starts empty, so provision both (the playbooks' own suite tests them).
+# Two bakes of the release binaries: the first stands for the release the
+# stacks run today (what a rollback returns to), the second is this release.
+old_ami=$(bake_ami bake-old)
+sleep 1  # AMI names carry a timestamp to the second
+ami=$(bake_ami bake)
+[ -n "$old_ami" ] && [ -n "$ami" ] || die "bake.sh reported no AMI"
+cat "$work/bake.out"
+step "baked $ami (channel=edge, version $CINEMO_VERSION, git sha $CINEMO_GIT_SHA) with Packer $(packer version | head -n 1)"
+
+# The stacks the release rolls into: they exist in AWS; here moto starts
+# empty, so provision both on the "old" AMI and add their alarms (rollout.yml
+# refuses to roll out without its deploy alarms). prepare_moto.py fakes what
+# an account gets by hand before its first provision (certificate, secrets).
+prepare=tests/ops/aws/prepare_moto.py
+[ -f "$prepare" ] || die "$prepare does not exist (the AWS playbooks' moto preparation)"
+# Separate stacks (every name carries the env): build them side by side.
+stack() {
+  local env=$1 play
+  python3 "$prepare" "$env" "$work/$env-vars.json"
+  for play in provision.yml monitoring.yml; do
+    run_playbook "$env" "$play" -e "@$work/$env-vars.json" -e "cinemo_ami_id=$old_ami" \
+      >"$work/$play-$env.log" 2>&1 \
+      || { tail -n 40 "$work/$play-$env.log"; echo "error: $play failed for $env against moto" >&2; return 1; }
+    echo "  $play $env: $(grep -E '^localhost +:' "$work/$play-$env.log")"
+  done
+}
+pids=()
+for env in edge stable; do stack "$env" & pids+=($!); done
+for pid in "${pids[@]}"; do wait "$pid" || die "building the stacks in moto failed (see above)"; done
 for env in edge stable; do
-  run_playbook "$env" provision.yml >"$work/provision-$env.log" 2>&1 \
-    || { tail -n 40 "$work/provision-$env.log"; die "provision.yml failed for $env against moto"; }
+  [ "$(runs_now "$env")" = "$old_ami" ] || die "$env does not run $old_ami after provision.yml"
 done
-step "edge and stable provisioned in moto"
+step "edge and stable provisioned and monitored in moto, both on $old_ami"
 
-"$steps/bake.sh" --channel edge --env edge --dist "$CINEMO_DIST" | tee "$work/bake.out"
-ami=$(sed -n 's/^ami=//p' "$work/bake.out" | tail -n 1)
-[ -n "$ami" ] || die "bake.sh reported no AMI"
-step "baked $ami (channel=edge, version $CINEMO_VERSION, git sha $CINEMO_GIT_SHA)"
-
+# Rollout to edge, as the edge job runs it.
 "$steps/rollout.sh" --env edge --ami "$ami" | tee "$work/rollout.out"
 previous=$(sed -n 's/^previous_ami=//p' "$work/rollout.out" | tail -n 1)
-now=$(python3 "$steps/release_state.py" current-ami edge)
-[ "$now" = "$ami" ] || die "after rollout.yml edge runs $now, not $ami"
-step "edge rolled out to $ami (was ${previous:-nothing})"
+[ "$previous" = "$old_ami" ] || die "rollout.sh recorded previous_ami=$previous, expected $old_ami"
+finish_refresh edge
+[ "$(runs_now edge)" = "$ami" ] || die "edge does not run $ami after the rollout"
+step "edge rolled out to $ami (previous_ami=$previous recorded for the rollback)"
 
 # A local deployment stands in for edge's load balancer: the release binary
 # in --mode all, both tiers on free loopback ports, SQLite in the work dir.
@@ -107,11 +146,15 @@ wait_port "$internal_port" 30
   || { tail -n 40 "$work/cinemo.log"; die "the local cinemo does not answer its liveness route"; }
 export CINEMO_SMOKE_URL="http://127.0.0.1:$public_port"
 CINEMO_EXPECT_GIT_SHA=$CINEMO_GIT_SHA "$steps/smoke.sh"
-step "smoke test passed against cinemo --mode all on 127.0.0.1:$public_port"
+"$steps/mark-passed.sh" --env edge --ami "$ami"
+tags=$(AWS_DEFAULT_REGION=$(python3 "$steps/release_state.py" region edge) \
+  python3 "$steps/release_state.py" ami-tags "$ami")
+grep -q '"smoke": "passed"' <<<"$tags" || die "$ami is not tagged smoke=passed after mark-passed.sh: $tags"
+step "smoke test passed against cinemo --mode all on 127.0.0.1:$public_port; $ami marked smoke=passed"
 
-# Automatic rollback, as post-merge.yml runs it: the smoke test must fail
-# against a broken deployment (nothing listens), and the rollback step then
-# puts edge back on what it ran before this release.
+# Automatic rollback, as post-merge.yml runs it: the smoke test fails
+# against a broken deployment (nothing listens on the URL), and the rollback
+# step puts edge back on the AMI recorded before the rollout.
 dead_port=$(free_port)
 if CINEMO_SMOKE_URL="http://127.0.0.1:$dead_port" "$steps/smoke.sh" >"$work/smoke-broken.log" 2>&1; then
   cat "$work/smoke-broken.log"
@@ -119,32 +162,36 @@ if CINEMO_SMOKE_URL="http://127.0.0.1:$dead_port" "$steps/smoke.sh" >"$work/smok
 fi
 grep -q "smoke test FAILED" "$work/smoke-broken.log" || { cat "$work/smoke-broken.log"; die "smoke.sh failed without its message"; }
 step "smoke test fails against a broken deployment: $(grep -m1 FAILED "$work/smoke-broken.log")"
-if [ -n "$previous" ]; then
-  back_to=$previous
-else
-  # A fresh stack has no earlier release: rehearse the rollback onto a
-  # second bake of the same binaries (another AMI id), then return.
-  "$steps/bake.sh" --channel edge --env edge --dist "$CINEMO_DIST" >"$work/bake2.out"
-  back_to=$(sed -n 's/^ami=//p' "$work/bake2.out" | tail -n 1)
-  "$steps/rollout.sh" --env edge --ami "$back_to" >/dev/null
-  "$steps/rollout.sh" --env edge --ami "$ami" >/dev/null
-fi
-"$steps/rollback.sh" --env edge
-now=$(python3 "$steps/release_state.py" current-ami edge)
-[ "$now" = "$back_to" ] || die "after rollback.sh edge runs $now, not $back_to"
-step "automatic rollback put edge back on $back_to"
-"$steps/rollout.sh" --env edge --ami "$ami" >/dev/null
+"$steps/rollback.sh" --env edge --ami "$previous"
+finish_refresh edge
+[ "$(runs_now edge)" = "$old_ami" ] || die "edge does not run $old_ami after rollback.sh"
+step "automatic rollback put edge back on $old_ami"
 
-# Promotion: soak check on edge (smoke + no alarm firing), then the same AMI
-# to stable, smoke again.
+# The release again (a fixed build would come through the same way), then
+# promotion: end-of-soak check on edge (smoke, no alarm firing), the same
+# AMI to stable, smoke again.
+"$steps/rollout.sh" --env edge --ami "$ami" >"$work/rollout2.out"
+finish_refresh edge
 "$steps/soak-check.sh" --env edge
+[ -f ansible/promote.yml ] || die "ansible/promote.yml does not exist yet: the rehearsal promotes edge's AMI to stable with it"
 "$steps/promote.sh" --to stable --ami "$ami" | tee "$work/promote.out"
-now=$(python3 "$steps/release_state.py" current-ami stable)
-[ "$now" = "$ami" ] || die "after promote.yml stable runs $now, not $ami"
+[ "$(sed -n 's/^previous_ami=//p' "$work/promote.out" | tail -n 1)" = "$old_ami" ] \
+  || die "promote.sh did not record stable's previous AMI $old_ami"
+finish_refresh stable
+# stable runs promote.yml's copy of the edge AMI: same bits, its own id
+stable_ami=$(runs_now stable)
 AWS_DEFAULT_REGION=$(python3 "$steps/release_state.py" region stable) \
-  python3 "$steps/release_state.py" ami-tags "$ami"
+  python3 "$steps/release_state.py" ami-tags "$stable_ami" | tee "$work/stable-tags.json"
+python3 - "$work/stable-tags.json" "$ami" "$CINEMO_GIT_SHA" <<'PY'
+import json, sys
+tags, src, sha = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+want = {"channel": "stable", "source_ami": src, "git_sha": sha}
+bad = {k: (tags.get(k), v) for k, v in want.items() if tags.get(k) != v}
+if bad:
+    sys.exit(f"error: stable's AMI is not the promoted copy of {src} (got, want): {bad}")
+PY
 "$steps/smoke.sh"
-step "promoted $ami to stable and smoke-tested it"
+step "promoted $ami to stable (copy $stable_ami, channel=stable) and smoke-tested it"
 
 log "release suite: $passed steps in $((SECONDS - started))s"
 echo "$passed passed, 0 failed"

@@ -173,7 +173,7 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
             "internal.tls is set in all mode, so the public tier needs public.internal_tls (ca_file, and cert_file/key_file when a client CA is set)"
         );
     }
-    if s.mode == Mode::All {
+    if s.mode == Mode::All && s.public.listen.is_some_and(|a| a.port() != 0) {
         ensure!(
             s.public.listen != s.internal.listen,
             "public.listen and internal.listen are both {} in all mode",

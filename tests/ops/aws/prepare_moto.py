@@ -53,7 +53,7 @@ def main() -> int:
         # test-only secrets; real ones live in the vault
         "database_rds_master_password": "ci-only-not-a-secret-0123",
         "database_mongodb_app_password": "ci-only-not-a-secret-4567",
-        "cinemo_secret_parameters": [
+        "ssm_parameters_secrets": [
             {"mode": "internal", "kind": "tls", "name": "server.key", "value": "ci-only-key"},
         ],
     }

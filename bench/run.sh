@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Speed and memory figures for the read and create paths (issue 2).
+#
+# Builds release, starts `public` and `internal` as two processes on loopback
+# over SQLite, and prints requests/s, p50/p99 latency and peak RSS of each
+# process; measures a single-hop ceiling (a minimal actix-web handler
+# answering a fixed JSON document) in the same run and prints the read
+# throughput as a ratio of it; then holds a fixed 10,000 requests/s on the
+# read path and prints its p50/p99.
+#
+#   bench/run.sh                  # 20 s per measurement
+#   BENCH_SECONDS=5 bench/run.sh  # what CI runs
+#
+# Targets (docs/performance.md): read >= 0.4 of the ceiling, p99 < 3 ms at
+# 10,000 req/s, < 30 MB RSS per process. Figures, not a test: it never fails
+# on a missed target, only when it cannot measure.
+source "$(dirname "$0")/../.ci/lib.sh"
+cd "$CINEMO_ROOT"
+S=${BENCH_SECONDS:-20}
+RATE=${BENCH_RATE:-10000}
+need_apt wrk hey
+
+log "building release"
+cargo build --release --locked --bin cinemo --example ceiling 2>&1 | tail -n 1
+BIN=${CINEMO_BIN:-$CARGO_TARGET_DIR/release/cinemo}
+CEILING=$CARGO_TARGET_DIR/release/examples/ceiling
+
+work=$(mktemp -d)
+cleanup_work() { _ci_cleanup; rm -rf "$work"; }
+trap cleanup_work EXIT
+pi=$(free_port); pp=$(free_port); pc=$(free_port)
+common_env=(CINEMO_CONFIG_DIR="$work" CINEMO__OTLP__ENABLED=false CINEMO__LOG__LEVEL=warn CINEMO__HTTP__WORKERS=2)
+
+env "${common_env[@]}" CINEMO__INTERNAL__LISTEN="127.0.0.1:$pi" CINEMO__STORAGE__URL="sqlite://$work/bench.db" \
+  "$BIN" --mode internal >"$work/internal.log" 2>&1 &
+internal_pid=$!; track_pid $internal_pid
+env "${common_env[@]}" CINEMO__PUBLIC__LISTEN="127.0.0.1:$pp" CINEMO__PUBLIC__INTERNAL_URL="http://127.0.0.1:$pi" \
+  "$BIN" --mode public >"$work/public.log" 2>&1 &
+public_pid=$!; track_pid $public_pid
+WORKERS=2 "$CEILING" "127.0.0.1:$pc" >"$work/ceiling.log" 2>&1 &
+track_pid $!
+wait_port "$pi"; wait_port "$pp"; wait_port "$pc"
+"$BIN" healthcheck "http://127.0.0.1:$pp" || die "public tier not live"
+
+id=$(curl -fsS -X POST -H 'content-type: application/json' -d '{"name":"Bench Customer"}' \
+  "http://127.0.0.1:$pp/api/customers" | python3 -c 'import json,sys; print(json.load(sys.stdin)["customerId"])')
+cat >"$work/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"name":"Bench Customer"}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+
+# run_wrk NAME URL [SCRIPT]: prints "rps p50 p99" (latencies in ms)
+run_wrk() {
+  local out; out=$(wrk -t2 -c64 -d"${S}s" --latency ${3:+-s "$3"} "$2")
+  echo "$out" >"$work/$1.wrk"
+  python3 - "$work/$1.wrk" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+def ms(label):
+    m = re.search(r"^\s*%s\s+([\d.]+)(us|ms|s)\s*$" % label, text, re.M)
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+errors = int(non2xx.group(1)) if non2xx else 0
+print(f"{rps:.0f} {ms('50%'):.2f} {ms('99%'):.2f} {errors}")
+PY
+}
+
+log "single-hop ceiling (${S}s)"; read -r c_rps c_p50 c_p99 c_err < <(run_wrk ceiling "http://127.0.0.1:$pc/")
+log "read path GET /api/customers/{id} (${S}s)"; read -r r_rps r_p50 r_p99 r_err < <(run_wrk read "http://127.0.0.1:$pp/api/customers/$id")
+log "create path POST /api/customers (${S}s)"; read -r w_rps w_p50 w_p99 w_err < <(run_wrk create "http://127.0.0.1:$pp/api/customers" "$work/post.lua")
+
+log "read path at a fixed ${RATE} req/s (${S}s)"
+# hey: -q is per worker, so 100 workers x RATE/100 each.
+hey -z "${S}s" -c 100 -q $((RATE / 100)) "http://127.0.0.1:$pp/api/customers/$id" >"$work/fixed.hey"
+read -r f_rps f_p50 f_p99 f_codes < <(python3 - "$work/fixed.hey" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+def pct(p):
+    m = re.search(r"\s%d%%+ in ([\d.]+) secs" % p, text)
+    return float(m.group(1)) * 1000
+codes = ",".join(re.findall(r"\[(\d+)\]\s+\d+ responses", text))
+print(f"{rps:.0f} {pct(50):.2f} {pct(99):.2f} {codes}")
+PY
+)
+
+rss() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+public_rss=$(rss $public_pid); internal_rss=$(rss $internal_pid)
+ratio=$(python3 -c "print(f'{$r_rps/$c_rps:.2f}')")
+
+cat <<REPORT
+
+cinemo benchmark: $("$BIN" --version), ${S}s per run, $(nproc) cores, wrk -t2 -c64
+path                              req/s     p50 ms   p99 ms   non-2xx
+single-hop ceiling (fixed JSON)   $(printf '%-9s %-8s %-8s %s' "$c_rps" "$c_p50" "$c_p99" "$c_err")
+read  GET /api/customers/{id}     $(printf '%-9s %-8s %-8s %s' "$r_rps" "$r_p50" "$r_p99" "$r_err")
+create POST /api/customers        $(printf '%-9s %-8s %-8s %s' "$w_rps" "$w_p50" "$w_p99" "$w_err")
+read at fixed ${RATE} req/s (hey)  $(printf '%-9s %-8s %-8s %s' "$f_rps" "$f_p50" "$f_p99" "status codes: $f_codes")
+
+read / ceiling ratio: $ratio   (target >= 0.40)
+peak RSS: public ${public_rss} MB, internal ${internal_rss} MB   (target < 30 MB each)
+REPORT

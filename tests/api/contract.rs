@@ -1,0 +1,354 @@
+//! Every row of CONTRACT.md as exact status, Content-Type and body bytes.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::common::{self, Seen, cinemo, is_object_id, send};
+
+const TEXT: &str = "text/plain; charset=utf-8";
+const JSON: &str = "application/json; charset=utf-8";
+
+enum Body {
+    Exact(&'static str),
+    /// `{"customerId": "<24 hex>"}` or `{"id": "<24 hex>"}`
+    NewId(&'static str),
+}
+
+struct Row {
+    what: &'static str,
+    status: u16,
+    content_type: &'static str,
+    body: Body,
+}
+
+fn check(row: &Row, seen: &Seen, failures: &mut Vec<String>) {
+    let body_ok = match &row.body {
+        Body::Exact(b) => seen.body == *b,
+        Body::NewId(key) => serde_json::from_str::<serde_json::Value>(&seen.body)
+            .ok()
+            .and_then(|v| {
+                let obj = v.as_object()?;
+                (obj.len() == 1).then(|| obj.get(*key)?.as_str().map(is_object_id))?
+            })
+            .unwrap_or(false),
+    };
+    if seen.status != row.status || seen.content_type != row.content_type || !body_ok {
+        failures.push(format!(
+            "{}: expected {} {} {:?}, got {} {} {:?}",
+            row.what,
+            row.status,
+            row.content_type,
+            match &row.body {
+                Body::Exact(b) => b.to_string(),
+                Body::NewId(k) => format!("{{\"{k}\":<id>}}"),
+            },
+            seen.status,
+            seen.content_type,
+            seen.body
+        ));
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Runs the whole table against one wiring of the two tiers.
+async fn contract(public: &str, internal: &str) {
+    let c = common::client();
+    let mut failures = Vec::new();
+    let mut row = |what, status, content_type, body, seen: Seen| {
+        check(
+            &Row {
+                what,
+                status,
+                content_type,
+                body,
+            },
+            &seen,
+            &mut failures,
+        );
+    };
+
+    // public: health
+    row(
+        "public GET /api/health",
+        200,
+        TEXT,
+        Body::Exact("Frontend healthy"),
+        send(c.get(format!("{public}/api/health"))).await,
+    );
+
+    // public: create, then read back the exact document
+    let before = now_ms();
+    let created = send(
+        c.post(format!("{public}/api/customers"))
+            .header("content-type", "application/json")
+            .body(r#"{"name":"Ann Smith"}"#),
+    )
+    .await;
+    let after = now_ms();
+    let id = serde_json::from_str::<serde_json::Value>(&created.body)
+        .ok()
+        .and_then(|v| v["customerId"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    row(
+        "public POST /api/customers",
+        200,
+        JSON,
+        Body::NewId("customerId"),
+        created,
+    );
+
+    let read = send(c.get(format!("{public}/api/customers/{id}"))).await;
+    let v: serde_json::Value = serde_json::from_str(&read.body).unwrap_or_default();
+    let date = v["dateCreated"].as_i64().unwrap_or(0);
+    assert!(
+        (before..=after).contains(&date),
+        "dateCreated {date} not within the request ({before}..={after}): {}",
+        read.body
+    );
+    let expected = format!(r#"{{"_id":"{id}","name":"Ann Smith","dateCreated":{date}}}"#);
+    let expected: &'static str = Box::leak(expected.into_boxed_str());
+    row(
+        "public GET /api/customers/{id}",
+        200,
+        JSON,
+        Body::Exact(expected),
+        read,
+    );
+
+    // public: error rows
+    for bad in [
+        "zz",
+        "123",
+        "5f1d7a3b9c0e4a2b8d6f1e3g",
+        "5f1d7a3b9c0e4a2b8d6f1e3c00",
+        "%00",
+    ] {
+        row(
+            "public GET malformed id",
+            400,
+            TEXT,
+            Body::Exact("malformed customerId"),
+            send(c.get(format!("{public}/api/customers/{bad}"))).await,
+        );
+    }
+    row(
+        "public GET unknown id",
+        404,
+        TEXT,
+        Body::Exact("cacheId not found"),
+        send(c.get(format!("{public}/api/customers/aaaaaaaaaaaaaaaaaaaaaaaa"))).await,
+    );
+    for (what, body) in [
+        ("no body", ""),
+        ("not JSON", "name=Ann"),
+        ("truncated JSON", r#"{"name":"Ann""#),
+        ("no name", r#"{"nam":"Ann"}"#),
+        ("empty name", r#"{"name":""}"#),
+        ("name not a string", r#"{"name":42}"#),
+        ("name null", r#"{"name":null}"#),
+        ("array", r#"[{"name":"Ann"}]"#),
+    ] {
+        let seen = send(
+            c.post(format!("{public}/api/customers"))
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await;
+        let what: &'static str =
+            Box::leak(format!("public POST /api/customers ({what})").into_boxed_str());
+        row(what, 400, TEXT, Body::Exact("customer name missing"), seen);
+    }
+
+    // internal
+    row(
+        "internal GET /api/health",
+        200,
+        TEXT,
+        Body::Exact("Healthy"),
+        send(c.get(format!("{internal}/api/health"))).await,
+    );
+    row(
+        "internal GET /api/cache/{id} (created through public)",
+        200,
+        JSON,
+        Body::Exact(expected),
+        send(c.get(format!("{internal}/api/cache/{id}"))).await,
+    );
+    let doc = r#"{"z":1,"a":[1.0,{"b":null}],"big":12345678901234567890,"s":"é\"\u00e9"}"#;
+    let stored = send(
+        c.post(format!("{internal}/api/cache"))
+            .header("content-type", "application/json")
+            .body(doc),
+    )
+    .await;
+    let cache_id = serde_json::from_str::<serde_json::Value>(&stored.body)
+        .ok()
+        .and_then(|v| v["id"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    row(
+        "internal POST /api/cache",
+        200,
+        JSON,
+        Body::NewId("id"),
+        stored,
+    );
+    let round_trip: &'static str =
+        Box::leak(format!(r#"{{"_id":"{cache_id}",{}"#, &doc[1..]).into_boxed_str());
+    row(
+        "internal GET /api/cache/{id} round-trips the document exactly",
+        200,
+        JSON,
+        Body::Exact(round_trip),
+        send(c.get(format!("{internal}/api/cache/{cache_id}"))).await,
+    );
+    row(
+        "internal GET /api/cache/{id} accepts upper-case hex",
+        200,
+        JSON,
+        Body::Exact(round_trip),
+        send(c.get(format!("{internal}/api/cache/{}", cache_id.to_uppercase()))).await,
+    );
+    row(
+        "internal GET malformed id",
+        400,
+        TEXT,
+        Body::Exact("malformed cacheId"),
+        send(c.get(format!("{internal}/api/cache/xyz"))).await,
+    );
+    row(
+        "internal GET unknown id",
+        404,
+        TEXT,
+        Body::Exact("cacheId not found"),
+        send(c.get(format!("{internal}/api/cache/bbbbbbbbbbbbbbbbbbbbbbbb"))).await,
+    );
+    for (what, body) in [
+        ("absent", ""),
+        ("not JSON", "hello"),
+        ("array", "[1,2]"),
+        ("number", "42"),
+        ("string", "\"x\""),
+        ("null", "null"),
+        ("two objects", "{}{}"),
+    ] {
+        let seen = send(
+            c.post(format!("{internal}/api/cache"))
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await;
+        let what: &'static str =
+            Box::leak(format!("internal POST /api/cache ({what})").into_boxed_str());
+        row(what, 400, TEXT, Body::Exact("missing body"), seen);
+    }
+    row(
+        "internal POST /api/cache with a client _id",
+        400,
+        TEXT,
+        Body::Exact("_id is assigned by the server"),
+        send(
+            c.post(format!("{internal}/api/cache"))
+                .body(r#"{"_id":"x"}"#),
+        )
+        .await,
+    );
+
+    // routes every tier serves
+    for base in [public, internal] {
+        row(
+            "GET /api/health/live",
+            200,
+            TEXT,
+            Body::Exact("OK"),
+            send(c.get(format!("{base}/api/health/live"))).await,
+        );
+        row(
+            "unknown route",
+            404,
+            TEXT,
+            Body::Exact("not found"),
+            send(c.get(format!("{base}/nope"))).await,
+        );
+        let version = send(c.get(format!("{base}/api/version"))).await;
+        assert_eq!(version.status, 200);
+        assert_eq!(version.content_type, JSON);
+        let v: serde_json::Value = serde_json::from_str(&version.body).expect("version is JSON");
+        assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+        for key in ["git_sha", "channel", "mode"] {
+            assert!(
+                v[key].as_str().is_some_and(|s| !s.is_empty()),
+                "{key} missing: {}",
+                version.body
+            );
+        }
+    }
+    // Like the old Express services: an unrouted method is a 404.
+    row(
+        "DELETE /api/health",
+        404,
+        TEXT,
+        Body::Exact("not found"),
+        send(c.delete(format!("{public}/api/health"))).await,
+    );
+
+    assert!(
+        failures.is_empty(),
+        "contract rows failed:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn two_processes_wired_as_in_production() {
+    let internal = cinemo("internal").spawn();
+    let public = cinemo("public")
+        .env("CINEMO__PUBLIC__INTERNAL_URL", internal.internal())
+        .spawn();
+    assert!(
+        public.internal.is_none() && internal.public.is_none(),
+        "each process runs one tier"
+    );
+    contract(public.public(), internal.internal()).await;
+}
+
+#[tokio::test]
+async fn both_tiers_in_one_process() {
+    let app = cinemo("all").spawn();
+    contract(app.public(), app.internal()).await;
+    let v: serde_json::Value = common::client()
+        .get(format!("{}/api/version", app.public()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["mode"], "all");
+}
+
+#[tokio::test]
+async fn data_survives_a_restart() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let app = cinemo("all").dir(dir.clone()).spawn();
+    let c = common::client();
+    let created: serde_json::Value = c
+        .post(format!("{}/api/customers", app.public()))
+        .body(r#"{"name":"Persistent"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    drop(app);
+    let app = cinemo("all").dir(dir).spawn();
+    let id = created["customerId"].as_str().unwrap();
+    let read = send(c.get(format!("{}/api/customers/{id}", app.public()))).await;
+    assert_eq!(read.status, 200, "{read:?}");
+    assert!(read.body.contains("\"name\":\"Persistent\""), "{read:?}");
+}

@@ -1,0 +1,149 @@
+//! The old public tier hung forever when the internal tier was down. cinemo
+//! answers within its configured timeout with a 5xx and a short text.
+
+use std::time::{Duration, Instant};
+
+use crate::common::{self, cinemo, closed_port, send};
+
+const ID: &str = "5f1d7a3b9c0e4a2b8d6f1e3c";
+
+#[tokio::test]
+async fn internal_refusing_connections_gives_502_quickly() {
+    let public = cinemo("public")
+        .env(
+            "CINEMO__PUBLIC__INTERNAL_URL",
+            format!("http://{}", closed_port()),
+        )
+        .spawn();
+    let c = common::client();
+    let started = Instant::now();
+    let read = send(c.get(format!("{}/api/customers/{ID}", public.public()))).await;
+    assert_eq!(
+        (read.status, read.body.as_str()),
+        (502, "internal service unreachable")
+    );
+    let create = send(
+        c.post(format!("{}/api/customers", public.public()))
+            .body(r#"{"name":"A"}"#),
+    )
+    .await;
+    assert_eq!(
+        (create.status, create.body.as_str()),
+        (502, "internal service unreachable")
+    );
+    let health = send(c.get(format!("{}/api/health", public.public()))).await;
+    assert_eq!(
+        (health.status, health.body.as_str()),
+        (503, "Frontend unhealthy: internal service unreachable")
+    );
+    let live = send(c.get(format!("{}/api/health/live", public.public()))).await;
+    assert_eq!(
+        live.status, 200,
+        "liveness must not depend on the internal tier"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+/// Accepts TCP connections and never answers: the worst kind of outage.
+fn blackhole() -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        listener.set_nonblocking(true).unwrap();
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until {
+            match listener.accept() {
+                Ok((stream, _)) => held.push(stream),
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    (addr, handle)
+}
+
+#[tokio::test]
+async fn internal_that_never_answers_gives_504_within_the_timeout() {
+    let (addr, _hole) = blackhole();
+    let timeout = Duration::from_millis(2_000);
+    let public = cinemo("public")
+        .env("CINEMO__PUBLIC__INTERNAL_URL", format!("http://{addr}"))
+        .env(
+            "CINEMO__PUBLIC__INTERNAL_TIMEOUT_MS",
+            timeout.as_millis().to_string(),
+        )
+        .spawn();
+    let c = common::client();
+    for request in [
+        c.get(format!("{}/api/customers/{ID}", public.public())),
+        c.post(format!("{}/api/customers", public.public()))
+            .body(r#"{"name":"A"}"#),
+    ] {
+        let started = Instant::now();
+        let seen = send(request).await;
+        let took = started.elapsed();
+        assert_eq!(
+            (seen.status, seen.body.as_str()),
+            (504, "internal service timed out")
+        );
+        assert!(took >= timeout, "answered before the timeout: {took:?}");
+        assert!(
+            took <= timeout.mul_f64(1.2),
+            "took {took:?}, more than the timeout plus 20%"
+        );
+    }
+}
+
+#[tokio::test]
+async fn storage_that_does_not_answer_gives_504_mongodb_not_connected() {
+    let app = cinemo("all")
+        .env("CINEMO__STORAGE__TIMEOUT_MS", "500")
+        .spawn();
+    let c = common::client();
+    // Another process holds SQLite's write lock, as a stuck writer would.
+    let url = format!("sqlite://{}", app.dir.path().join("cinemo.db").display());
+    let mut locker = {
+        use sqlx::Connection;
+        sqlx::SqliteConnection::connect(&url).await.unwrap()
+    };
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let direct = send(c.post(format!("{}/api/cache", app.internal())).body("{}")).await;
+    assert_eq!(
+        (direct.status, direct.body.as_str()),
+        (504, "MongoDB not connected")
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "took {:?}",
+        started.elapsed()
+    );
+    let through_public = send(
+        c.post(format!("{}/api/customers", app.public()))
+            .body(r#"{"name":"A"}"#),
+    )
+    .await;
+    assert_eq!(
+        (through_public.status, through_public.body.as_str()),
+        (504, "storage unavailable")
+    );
+
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    let recovered = send(
+        c.post(format!("{}/api/customers", app.public()))
+            .body(r#"{"name":"A"}"#),
+    )
+    .await;
+    assert_eq!(
+        recovered.status, 200,
+        "no recovery after the lock was released: {recovered:?}"
+    );
+}

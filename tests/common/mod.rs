@@ -1,0 +1,278 @@
+//! The test harness: runs the real `cinemo` binary as a child process, with
+//! listeners on port 0, and learns the bound addresses from its JSON logs
+//! (no port races, no sleeping until it is up).
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cinemo");
+
+/// How long a child may take to say it is ready. Generous: debug builds on a
+/// loaded 2-core CI machine.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Builder {
+    mode: &'static str,
+    envs: Vec<(String, String)>,
+    args: Vec<String>,
+    dir: Option<Arc<tempfile::TempDir>>,
+}
+
+/// A running cinemo process; killed when dropped.
+pub struct Cinemo {
+    child: Option<Child>,
+    pub public: Option<String>,
+    pub internal: Option<String>,
+    pub dir: Arc<tempfile::TempDir>,
+    lines: Arc<Mutex<Vec<String>>>,
+    new_line: mpsc::Receiver<String>,
+}
+
+pub fn cinemo(mode: &'static str) -> Builder {
+    Builder {
+        mode,
+        envs: Vec::new(),
+        args: Vec::new(),
+        dir: None,
+    }
+}
+
+impl Builder {
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.envs.push((key.to_owned(), value.into()));
+        self
+    }
+
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_owned());
+        self
+    }
+
+    /// Shares a working directory (and so the default SQLite file) with
+    /// another process.
+    pub fn dir(mut self, dir: Arc<tempfile::TempDir>) -> Self {
+        self.dir = Some(dir);
+        self
+    }
+
+    /// The command with the hermetic environment every test starts from: an
+    /// empty config dir, listeners on port 0, SQLite in a temp dir, no
+    /// exporters, JSON logs.
+    pub fn command(&self) -> (Command, Arc<tempfile::TempDir>) {
+        let dir = self
+            .dir
+            .clone()
+            .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("temp dir")));
+        let config_dir = dir.path().join("config");
+        std::fs::create_dir_all(&config_dir).expect("config dir");
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CINEMO_CONFIG_DIR", &config_dir)
+            .env("CINEMO__PUBLIC__LISTEN", "127.0.0.1:0")
+            .env("CINEMO__INTERNAL__LISTEN", "127.0.0.1:0")
+            .env("CINEMO__OTLP__ENABLED", "false")
+            .env("CINEMO__LOG__FORMAT", "json")
+            .env("CINEMO__LOG__LEVEL", "info")
+            .env("CINEMO__SHUTDOWN__TIMEOUT_SECS", "10")
+            .env("CINEMO__HTTP__WORKERS", "2")
+            .arg("--mode")
+            .arg(self.mode);
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        cmd.args(&self.args);
+        (cmd, dir)
+    }
+
+    pub fn spawn(self) -> Cinemo {
+        let (mut cmd, dir) = self.command();
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start the cinemo binary");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().expect("stderr")),
+        ] {
+            let lines = lines.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    lines.lock().expect("log lock").push(line.clone());
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let mut app = Cinemo {
+            child: Some(child),
+            public: None,
+            internal: None,
+            dir,
+            lines,
+            new_line: rx,
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let line = match app
+                .new_line
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => line,
+                Err(_) => panic!("cinemo did not become ready:\n{}", app.logs()),
+            };
+            if let Some(addr) = listening(&line, "public tier listening") {
+                app.public = Some(format!("http://{addr}"));
+            }
+            if let Some(addr) = listening(&line, "internal tier listening") {
+                app.internal = Some(format!("http://{addr}"));
+            }
+            if line.contains("cinemo is ready") {
+                return app;
+            }
+        }
+    }
+}
+
+fn listening(line: &str, message: &str) -> Option<SocketAddr> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    if v.get("message")?.as_str()? != message {
+        return None;
+    }
+    v.get("addr")?.as_str()?.parse().ok()
+}
+
+impl Cinemo {
+    pub fn public(&self) -> &str {
+        self.public.as_deref().expect("no public tier in this mode")
+    }
+
+    pub fn internal(&self) -> &str {
+        self.internal
+            .as_deref()
+            .expect("no internal tier in this mode")
+    }
+
+    pub fn public_addr(&self) -> SocketAddr {
+        self.public()
+            .trim_start_matches("http://")
+            .parse()
+            .expect("addr")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Everything the process printed so far.
+    pub fn logs(&self) -> String {
+        self.lines.lock().expect("log lock").join("\n")
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut().expect("running");
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!("cinemo did not exit within {timeout:?}:\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Cinemo {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs the binary to completion (for `config`, `healthcheck`, `--help`...).
+pub fn run(args: &[&str], envs: &[(&str, &str)], dir: &Path) -> (ExitStatus, String, String) {
+    let output = Command::new(BIN)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CINEMO_CONFIG_DIR", dir.join("config"))
+        .envs(envs.iter().copied())
+        .args(args)
+        .output()
+        .expect("cannot run the cinemo binary");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
+
+/// A response reduced to what a user sees.
+#[derive(Debug)]
+pub struct Seen {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+pub async fn send(req: reqwest::RequestBuilder) -> Seen {
+    let response = req.send().await.expect("request failed");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body = response.text().await.expect("body");
+    Seen {
+        status,
+        content_type,
+        body,
+    }
+}
+
+pub fn is_object_id(s: &str) -> bool {
+    s.len() == 24 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A loopback address nothing listens on.
+pub fn closed_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+pub fn tmp_path(dir: &tempfile::TempDir, name: &str) -> PathBuf {
+    dir.path().join(name)
+}
