@@ -2,6 +2,7 @@
 //! connections, a connect timeout, a whole-request deadline, and no retries
 //! (a create is not idempotent, so it is never sent twice).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -24,21 +25,29 @@ pub struct InternalClientConfig {
     /// Mutual TLS to the internal tier (only the private CA is trusted);
     /// None: plain HTTP, allowed only where the settings allow it.
     tls: Option<rustls::ClientConfig>,
+    /// Swaps the certificate and CA inside `tls` (every worker's client shares them).
+    tls_reloader: Option<Arc<crate::tls::Reloader>>,
 }
 
 impl InternalClientConfig {
     pub fn new(settings: &PublicSettings, base_url: &str) -> anyhow::Result<Self> {
+        let (tls, tls_reloader) = crate::tls::internal_client(&settings.internal_tls)?.unzip();
         let config = InternalClientConfig {
             base: base_url.trim_end_matches('/').to_owned(),
             connect_timeout: Duration::from_millis(settings.internal_connect_timeout_ms),
             timeout: Duration::from_millis(settings.internal_timeout_ms),
             pool_max_idle: settings.internal_pool_max_idle,
-            tls: crate::tls::internal_client(&settings.internal_tls)?,
+            tls,
+            tls_reloader: tls_reloader.map(Arc::new),
         };
         config
             .build()
             .context("building the client for the internal tier")?;
         Ok(config)
+    }
+
+    pub fn tls_reloader(&self) -> Option<Arc<crate::tls::Reloader>> {
+        self.tls_reloader.clone()
     }
 
     pub fn timeout(&self) -> Duration {

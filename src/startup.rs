@@ -69,6 +69,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let mode = settings.mode;
         let shutdown = Duration::from_secs(settings.shutdown.timeout_secs);
+        let mut tls_reloaders = Vec::new();
 
         let mut internal = None;
         let mut store = None;
@@ -87,7 +88,8 @@ impl Application {
                 diagnostics: Diagnostics::disabled(APP_ID_INTERNAL),
             });
             let max_body = settings.internal.max_body_bytes;
-            let tls = crate::tls::internal_server(&settings.internal.tls)?;
+            let (tls, reloader) = crate::tls::internal_server(&settings.internal.tls)?.unzip();
+            tls_reloaders.extend(reloader.map(Arc::new));
             let guards = guards::Guards::new(&settings.http);
             let server = HttpServer::new(move || {
                 App::new()
@@ -134,7 +136,9 @@ impl Application {
             let addr = listener.local_addr()?;
             let max_body = settings.public.max_body_bytes;
             let diagnostics = Diagnostics::disabled(APP_ID_PUBLIC);
-            let tls = crate::tls::public_server(&settings.public.tls)?;
+            let (tls, reloader) = crate::tls::public_server(&settings.public.tls)?.unzip();
+            tls_reloaders.extend(reloader.map(Arc::new));
+            tls_reloaders.extend(client.tls_reloader());
             let guards = guards::Guards::new(&settings.http);
             let limiter = rate_limit::RateLimit::new(&settings.public)?;
             let server = HttpServer::new(move || {
@@ -173,6 +177,7 @@ impl Application {
             public = Some((addr, server));
         }
 
+        crate::tls::reload_on_sighup(tls_reloaders)?;
         Ok(Application {
             settings,
             public,

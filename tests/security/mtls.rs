@@ -388,3 +388,66 @@ async fn public_listener_serves_tls_when_configured() {
     )
     .await;
 }
+
+/// SIGHUP re-reads the TLS files: a client CA added to the bundle is
+/// trusted without a restart, and a broken file keeps the previous material.
+#[tokio::test]
+async fn sighup_reloads_the_client_ca_and_keeps_the_old_files_on_error() {
+    let (mut internal, pki, base) = internal_tier().await;
+    let port = internal.internal_port;
+    let next = Ca::new("next CA");
+    let next_client = next.client("cinemo-public");
+    let new_client = tls_client(&pki.ca, Some(&next_client), port);
+    let old_client = tls_client(&pki.ca, Some(&pki.client), port);
+    let live = format!("{base}/api/health/live");
+    assert_refused(
+        &new_client,
+        &live,
+        "a client of the next CA before the reload",
+    )
+    .await;
+
+    // A broken CA file: the reload fails and the old CA stays in force.
+    pki.file("client-ca.crt", "not a certificate");
+    internal.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !internal.log().contains("TLS reload failed") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload attempt logged:\n{}",
+            internal.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let fresh_old = tls_client(&pki.ca, Some(&pki.client), port);
+    assert_eq!(
+        fresh_old
+            .get(&live)
+            .send()
+            .await
+            .expect("old CA still trusted")
+            .status(),
+        200
+    );
+
+    // The CA rotation's first step: a bundle of old and next CA.
+    pki.file("client-ca.crt", &format!("{}{}", pki.ca.pem, next.pem));
+    internal.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let fresh = tls_client(&pki.ca, Some(&next_client), port);
+        if let Ok(r) = fresh.get(&live).send().await {
+            assert_eq!(r.status(), 200);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "next CA never trusted:\n{}",
+            internal.log()
+        );
+        internal.assert_running();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = old_client.get(&live).send().await.expect("old client");
+    assert_eq!(r.status(), 200, "the old CA is still in the bundle");
+}
