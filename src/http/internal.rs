@@ -109,7 +109,9 @@ pub(crate) struct Created<'a> {
     params(super::openapi::Trace),
     request_body(content = super::openapi::NewDocument, content_type = "application/json"),
     responses(
-        (status = 200, description = "Stored", body = Created<'static>, content_type = "application/json"),
+        (status = 200, description = "Stored", body = Created<'static>, content_type = "application/json",
+            links(("read" = (operation_id = "read", parameters(("id" = "$response.body#/id")), description = "The document just stored")))
+        ),
         (status = 400, description = "`missing body` (not one JSON object) or `_id is assigned by the server`", body = String, content_type = "text/plain"),
         (status = 408, description = "`request body timed out`", body = String, content_type = "text/plain"),
         (status = 413, description = "The body is larger than `internal.max_body_bytes`", body = String, content_type = "text/plain"),

@@ -167,7 +167,9 @@ pub(crate) struct Created<'a> {
     params(super::openapi::Trace),
     request_body(content = CreateRequest, content_type = "application/json"),
     responses(
-        (status = 200, description = "Created", body = Created<'static>, content_type = "application/json"),
+        (status = 200, description = "Created", body = Created<'static>, content_type = "application/json",
+            links(("read" = (operation_id = "read", parameters(("id" = "$response.body#/customerId")), description = "The customer just created")))
+        ),
         (status = 400, description = "`customer name missing` or `customer name too long`", body = String, content_type = "text/plain"),
         (status = 408, description = "`request body timed out`", body = String, content_type = "text/plain"),
         (status = 413, description = "The body is larger than `public.max_body_bytes`", body = String, content_type = "text/plain"),
