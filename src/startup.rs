@@ -152,9 +152,10 @@ impl Application {
                     // other work is done for a client over its budget.
                     .app_data(guards)
                     .wrap(actix_web::middleware::from_fn(guards::check))
+                    .app_data(limiter.clone())
                     .wrap(actix_web::middleware::Condition::new(
                         limiter.enabled(),
-                        limiter.middleware(),
+                        actix_web::middleware::from_fn(rate_limit::check),
                     ))
                     .app_data(web::Data::new(public::PublicState {
                         internal,

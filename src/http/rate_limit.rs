@@ -1,5 +1,8 @@
 //! Per-client rate limiting of the public tier: a token bucket per client
-//! address (governor's GCRA through actix-governor), shared by every worker.
+//! address (governor's GCRA, keyed), shared by every worker. `governor` is
+//! the maintained, lock-free limiter most Rust rate limiters build on; the
+//! actix glue is these few lines (the `actix-governor` wrapper is
+//! GPL-3.0, which our license policy refuses).
 //!
 //! The client is the TCP peer, unless the peer is a trusted proxy (the ALB):
 //! then it is the right-most `X-Forwarded-For` entry that is not itself a
@@ -10,18 +13,20 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_governor::governor::NotUntil;
-use actix_governor::governor::clock::{Clock, DefaultClock, QuantaInstant};
-use actix_governor::governor::middleware::NoOpMiddleware;
-use actix_governor::{Governor, GovernorConfig, GovernorConfigBuilder, KeyExtractor};
-use actix_web::dev::ServiceRequest;
+use std::num::NonZeroU32;
+
+use actix_web::HttpResponse;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
-use actix_web::{HttpResponse, HttpResponseBuilder};
+use actix_web::middleware::Next;
 use anyhow::Context;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 
-use super::{ApiError, TEXT};
+use super::TEXT;
 use crate::settings::PublicSettings;
 
 pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
@@ -101,60 +106,27 @@ fn parse_forwarded(entry: &str) -> Option<IpAddr> {
         .and_then(|(host, _)| host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4))
 }
 
-impl KeyExtractor for ClientKey {
-    type Key = IpAddr;
-    type KeyExtractionError = ApiError;
-
-    fn extract(&self, req: &ServiceRequest) -> Result<IpAddr, ApiError> {
-        // Every TCP connection has a peer; a missing one is a bug, not a client.
-        let peer = req.peer_addr().ok_or(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal error",
-        ))?;
-        Ok(bucket(self.client_ip(peer.ip(), req.headers())))
-    }
-
-    fn exceed_rate_limit_response(
-        &self,
-        negative: &NotUntil<QuantaInstant>,
-        mut response: HttpResponseBuilder,
-    ) -> HttpResponse {
-        // actix-governor writes whole seconds rounded down, which says
-        // "0" for a sub-second wait; a client retrying at once would be
-        // refused again, so round up.
-        let wait = negative.wait_time_from(DefaultClock::default().now());
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        response
-            .insert_header((RETRY_AFTER, secs.max(1)))
-            .insert_header((CONTENT_TYPE, HeaderValue::from_static(TEXT)))
-            .body("too many requests")
-    }
-}
-
-type Config = GovernorConfig<ClientKey, NoOpMiddleware<QuantaInstant>>;
-
 /// The limiter of one public tier; clones share the buckets.
 #[derive(Clone)]
 pub struct RateLimit {
     enabled: bool,
-    config: Config,
+    key: ClientKey,
+    limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
 impl RateLimit {
     pub fn new(settings: &PublicSettings) -> anyhow::Result<Self> {
         let rl = &settings.rate_limit;
-        // Validated > 0 when enabled; the fallbacks only keep a disabled
-        // limiter constructible.
-        let per_second = u64::from(rl.per_second.max(1));
-        let config = GovernorConfigBuilder::default()
-            .period(Duration::from_nanos(1_000_000_000 / per_second))
-            .burst_size(rl.burst.max(1))
-            .key_extractor(ClientKey::new(settings.trusted_proxies.clone()))
-            .finish()
-            .context("public.rate_limit: per_second and burst must be greater than 0")?;
+        // Validated > 0 when enabled; a disabled limiter is never consulted.
+        let per_second =
+            NonZeroU32::new(rl.per_second.max(1)).context("public.rate_limit.per_second")?;
+        let burst = NonZeroU32::new(rl.burst.max(1)).context("public.rate_limit.burst")?;
         let limit = RateLimit {
             enabled: rl.enabled,
-            config,
+            key: ClientKey::new(settings.trusted_proxies.clone()),
+            limiter: Arc::new(RateLimiter::keyed(
+                Quota::per_second(per_second).allow_burst(burst),
+            )),
         };
         if limit.enabled {
             limit.spawn_cleanup();
@@ -166,15 +138,11 @@ impl RateLimit {
         self.enabled
     }
 
-    pub fn middleware(&self) -> Governor<ClientKey, NoOpMiddleware<QuantaInstant>> {
-        Governor::new(&self.config)
-    }
-
     /// Buckets of clients that went quiet are full again and carry no
     /// information; dropping them keeps memory bounded under a spray of
     /// source addresses.
     fn spawn_cleanup(&self) {
-        let limiter = self.config.limiter();
+        let limiter = self.limiter.clone();
         if tokio::runtime::Handle::try_current().is_err() {
             return;
         }
@@ -186,6 +154,44 @@ impl RateLimit {
                 limiter.shrink_to_fit();
             }
         });
+    }
+}
+
+/// The middleware: `.app_data(limit).wrap(Condition::new(limit.enabled(), from_fn(rate_limit::check)))`.
+pub async fn check(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(limit) = req.app_data::<RateLimit>().cloned() else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
+    };
+    // Every TCP connection has a peer; without one there is nothing to key on.
+    let Some(peer) = req.peer_addr() else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
+    };
+    let client = bucket(limit.key.client_ip(peer.ip(), req.headers()));
+    match limit.limiter.check_key(&client) {
+        Ok(()) => next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body),
+        Err(not_until) => {
+            // Whole seconds, rounded up: "0" would invite an immediate,
+            // again refused, retry.
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+            let response = HttpResponse::build(StatusCode::TOO_MANY_REQUESTS)
+                .insert_header((RETRY_AFTER, secs))
+                .insert_header((CONTENT_TYPE, HeaderValue::from_static(TEXT)))
+                .body("too many requests");
+            Ok(req.into_response(response))
+        }
     }
 }
 
