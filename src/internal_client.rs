@@ -2,6 +2,7 @@
 //! connections, a connect timeout, a whole-request deadline, and no retries
 //! (a create is not idempotent, so it is never sent twice).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -24,16 +25,24 @@ pub struct InternalClientConfig {
     /// Batch calls carry up to `batch.max_items` documents: their own deadline.
     batch_timeout: Duration,
     pool_max_idle: usize,
+    /// Mutual TLS to the internal tier (only the private CA is trusted);
+    /// None: plain HTTP, allowed only where the settings allow it.
+    tls: Option<rustls::ClientConfig>,
+    /// Swaps the certificate and CA inside `tls` (every worker's client shares them).
+    tls_reloader: Option<Arc<crate::tls::Reloader>>,
 }
 
 impl InternalClientConfig {
     pub fn new(settings: &PublicSettings, base_url: &str) -> anyhow::Result<Self> {
+        let (tls, tls_reloader) = crate::tls::internal_client(&settings.internal_tls)?.unzip();
         let config = InternalClientConfig {
             base: base_url.trim_end_matches('/').to_owned(),
             connect_timeout: Duration::from_millis(settings.internal_connect_timeout_ms),
             timeout: Duration::from_millis(settings.internal_timeout_ms),
             batch_timeout: Duration::from_millis(settings.internal_timeout_ms),
             pool_max_idle: settings.internal_pool_max_idle,
+            tls,
+            tls_reloader: tls_reloader.map(Arc::new),
         };
         config
             .build()
@@ -46,12 +55,20 @@ impl InternalClientConfig {
         self
     }
 
+    pub fn tls_reloader(&self) -> Option<Arc<crate::tls::Reloader>> {
+        self.tls_reloader.clone()
+    }
+
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
 
     pub fn build(&self) -> anyhow::Result<InternalClient> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(tls) = &self.tls {
+            builder = builder.tls_backend_preconfigured(tls.clone());
+        }
+        let http = builder
             .connect_timeout(self.connect_timeout)
             .timeout(self.timeout)
             .pool_max_idle_per_host(self.pool_max_idle)
@@ -260,7 +277,12 @@ impl InternalClient {
             Some(after) => format!("/api/cache?limit={limit}&after={after}"),
             None => format!("/api/cache?limit={limit}"),
         };
-        match Self::send(self.request(reqwest::Method::GET, &path, trace)).await? {
+        match Self::send(
+            "GET /api/cache",
+            self.request(reqwest::Method::GET, &path, trace),
+        )
+        .await?
+        {
             (StatusCode::OK, body) => Ok(body),
             (status, body) => Err(Self::unexpected(status, &body)),
         }
@@ -273,7 +295,7 @@ impl InternalClient {
         trace: Option<&TraceToken>,
     ) -> Result<bool, InternalError> {
         let req = self.request(reqwest::Method::DELETE, &format!("/api/cache/{id}"), trace);
-        match Self::send(req).await? {
+        match Self::send("DELETE /api/cache/{id}", req).await? {
             (StatusCode::NO_CONTENT, _) => Ok(true),
             (StatusCode::NOT_FOUND, _) => Ok(false),
             (status, body) => Err(Self::unexpected(status, &body)),

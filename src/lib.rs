@@ -12,3 +12,4 @@ pub mod smoke;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;
+pub mod tls;

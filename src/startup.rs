@@ -11,7 +11,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::http::batch::BatchLimits;
-use crate::http::{common, internal, public};
+use crate::http::{common, guards, internal, openapi, public, rate_limit};
 use crate::internal_client::InternalClientConfig;
 use crate::notify;
 use crate::settings::{HttpSettings, Mode, Settings};
@@ -56,6 +56,18 @@ macro_rules! with_limits {
     }};
 }
 
+/// Plain HTTP, or TLS with the given configuration (actix sets ALPN). A
+/// macro for the same reason as `with_limits!`.
+macro_rules! listen {
+    ($server:expr, $listener:expr, $tls:expr) => {{
+        let tls: Option<Arc<rustls::ServerConfig>> = $tls;
+        match tls {
+            Some(config) => $server.listen_rustls_0_23($listener, Arc::unwrap_or_clone(config)),
+            None => $server.listen($listener),
+        }
+    }};
+}
+
 impl Application {
     /// Opens storage (internal tier) and binds every listener of the mode.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
@@ -71,6 +83,7 @@ impl Application {
             Some(sink) => sink.diagnostics(app_id),
             None => Diagnostics::disabled(app_id),
         };
+        let mut tls_reloaders = Vec::new();
 
         let mut internal = None;
         let mut store = None;
@@ -90,19 +103,30 @@ impl Application {
             });
             let max_body = settings.internal.max_body_bytes;
             let batch = BatchLimits::new(&settings.batch);
+            let (tls, reloader) = crate::tls::internal_server(&settings.internal.tls)?.unzip();
+            tls_reloaders.extend(reloader.map(Arc::new));
+            let guards = guards::Guards::new(&settings.http);
             let server = HttpServer::new(move || {
                 App::new()
+                    .app_data(guards)
+                    .wrap(actix_web::middleware::from_fn(guards::check))
+                    // Outermost: every answer, guards' 408/414 included, is measured.
                     .wrap(actix_web::middleware::from_fn(otel::request_telemetry))
                     .app_data(state.clone())
                     .app_data(web::PayloadConfig::new(max_body))
                     .configure(|cfg| internal::routes(cfg, &batch))
                     .configure(|cfg| common::routes(cfg, mode))
+                    .configure(|cfg| openapi::routes(cfg, openapi::Tier::Internal))
                     .default_service(web::to(common::not_found))
             });
-            let server = with_limits!(server, &settings.http, shutdown)
-                .listen(listener)?
-                .run();
-            tracing::info!(%addr, backend = opened.backend(), "internal tier listening");
+            let tls_on = tls.is_some();
+            let server = listen!(
+                with_limits!(server, &settings.http, shutdown),
+                listener,
+                tls
+            )?
+            .run();
+            tracing::info!(%addr, tls = tls_on, backend = opened.backend(), "internal tier listening");
             internal = Some((addr, server));
             store = Some(opened);
         }
@@ -112,6 +136,12 @@ impl Application {
             // In `all` mode the public tier calls this process's own internal
             // listener over loopback: the same code path as production.
             let internal_url = match &internal {
+                // The test and dev certificates name `localhost`.
+                Some((addr, _))
+                    if mode == Mode::All && settings.internal.tls.cert_file.is_some() =>
+                {
+                    format!("https://localhost:{}", addr.port())
+                }
                 Some((addr, _)) if mode == Mode::All => format!("http://{addr}"),
                 _ => settings.public.internal_url.clone(),
             };
@@ -125,6 +155,11 @@ impl Application {
             let addr = listener.local_addr()?;
             let max_body = settings.public.max_body_bytes;
             let diagnostics = diagnostics(APP_ID_PUBLIC);
+            let (tls, reloader) = crate::tls::public_server(&settings.public.tls)?.unzip();
+            tls_reloaders.extend(reloader.map(Arc::new));
+            tls_reloaders.extend(client.tls_reloader());
+            let guards = guards::Guards::new(&settings.http);
+            let limiter = rate_limit::RateLimit::new(&settings.public)?;
             let server = HttpServer::new(move || {
                 // One client per worker keeps each worker's pooled
                 // connections on its own runtime.
@@ -132,6 +167,16 @@ impl Application {
                     .build()
                     .expect("the client config was validated at start-up");
                 App::new()
+                    // Outermost first: the limiter answers 429 before any
+                    // other work is done for a client over its budget.
+                    .app_data(guards)
+                    .wrap(actix_web::middleware::from_fn(guards::check))
+                    .app_data(limiter.clone())
+                    .wrap(actix_web::middleware::Condition::new(
+                        limiter.enabled(),
+                        actix_web::middleware::from_fn(rate_limit::check),
+                    ))
+                    // Outermost: every answer, 429s included, is measured.
                     .wrap(actix_web::middleware::from_fn(otel::request_telemetry))
                     .app_data(web::Data::new(public::PublicState {
                         internal,
@@ -140,15 +185,21 @@ impl Application {
                     .app_data(web::PayloadConfig::new(max_body))
                     .configure(|cfg| public::routes(cfg, &batch))
                     .configure(|cfg| common::routes(cfg, mode))
+                    .configure(|cfg| openapi::routes(cfg, openapi::Tier::Public))
                     .default_service(web::to(common::not_found))
             });
-            let server = with_limits!(server, &settings.http, shutdown)
-                .listen(listener)?
-                .run();
-            tracing::info!(%addr, internal = %internal_url, "public tier listening");
+            let tls_on = tls.is_some();
+            let server = listen!(
+                with_limits!(server, &settings.http, shutdown),
+                listener,
+                tls
+            )?
+            .run();
+            tracing::info!(%addr, tls = tls_on, internal = %internal_url, "public tier listening");
             public = Some((addr, server));
         }
 
+        crate::tls::reload_on_sighup(tls_reloaders)?;
         Ok(Application {
             settings,
             public,

@@ -65,7 +65,12 @@ fn storage_error(state: &InternalState, trace: Option<&TraceToken>, e: StoreErro
     }
 }
 
-async fn health(state: web::Data<InternalState>) -> HttpResponse {
+#[utoipa::path(get, path = "/api/health", tag = "health",
+    responses(
+        (status = 200, description = "Ready: storage answers", body = String, content_type = "text/plain", example = "Healthy"),
+        (status = 503, description = "Storage does not answer", body = String, content_type = "text/plain"),
+    ))]
+pub(crate) async fn health(state: web::Data<InternalState>) -> HttpResponse {
     match state.store.health_check().await {
         Ok(()) => text(StatusCode::OK, "Healthy"),
         Err(e) => {
@@ -78,7 +83,19 @@ async fn health(state: web::Data<InternalState>) -> HttpResponse {
     }
 }
 
-async fn read(req: HttpRequest, state: web::Data<InternalState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(get, path = "/api/cache/{id}", tag = "cache",
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$", description = "The document id: 24 hexadecimal digits"), super::openapi::Trace),
+    responses(
+        (status = 200, description = "The stored document with its `_id` first", body = super::openapi::StoredDocument, content_type = "application/json"),
+        (status = 400, description = "`malformed cacheId`", body = String, content_type = "text/plain"),
+        (status = 404, description = "`cacheId not found`", body = String, content_type = "text/plain"),
+        (status = 414, description = "`URI too long`", body = String, content_type = "text/plain"),
+        (status = 504, description = "Storage unavailable or too slow (`MongoDB not connected`, the old text)", body = String, content_type = "text/plain"),
+    ))]
+pub(crate) async fn read(
+    req: HttpRequest,
+    state: web::Data<InternalState>,
+) -> Result<HttpResponse, ApiError> {
     let trace = trace_of(&req);
     let raw = req.match_info().get("id").unwrap_or_default();
     let Some(id) = DocId::parse(raw) else {
@@ -102,12 +119,25 @@ async fn read(req: HttpRequest, state: web::Data<InternalState>) -> Result<HttpR
     }
 }
 
-#[derive(Serialize)]
-struct Created<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Created<'a> {
+    #[schema(pattern = "^[0-9a-f]{24}$")]
     id: &'a str,
 }
 
-async fn create(
+#[utoipa::path(post, path = "/api/cache", tag = "cache",
+    params(super::openapi::Trace),
+    request_body(content = super::openapi::NewDocument, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored", body = Created<'static>, content_type = "application/json",
+            links(("read" = (operation_id = "read", parameters(("id" = "$response.body#/id")), description = "The document just stored")))
+        ),
+        (status = 400, description = "`missing body` (not one JSON object) or `_id is assigned by the server`", body = String, content_type = "text/plain"),
+        (status = 408, description = "`request body timed out`", body = String, content_type = "text/plain"),
+        (status = 413, description = "The body is larger than `internal.max_body_bytes`", body = String, content_type = "text/plain"),
+        (status = 504, description = "Storage unavailable or too slow (`MongoDB not connected`, the old text)", body = String, content_type = "text/plain"),
+    ))]
+pub(crate) async fn create(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<InternalState>,

@@ -4,8 +4,11 @@
 pub mod batch;
 pub mod common;
 pub mod error;
+pub mod guards;
 pub mod internal;
+pub mod openapi;
 pub mod public;
+pub mod rate_limit;
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;

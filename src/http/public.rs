@@ -84,7 +84,13 @@ fn upstream_error(
     }
 }
 
-async fn health(state: web::Data<PublicState>) -> HttpResponse {
+#[utoipa::path(get, path = "/api/health", tag = "health",
+    responses(
+        (status = 200, description = "Ready: the internal tier answers", body = String, content_type = "text/plain", example = "Frontend healthy"),
+        (status = 503, description = "The internal tier does not answer", body = String, content_type = "text/plain"),
+        (status = 429, description = "Over this client's rate limit", body = String, content_type = "text/plain", headers(("Retry-After" = u64, description = "seconds"))),
+    ))]
+pub(crate) async fn health(state: web::Data<PublicState>) -> HttpResponse {
     match state.internal.live().await {
         Ok(()) => text(StatusCode::OK, "Frontend healthy"),
         Err(e) => {
@@ -97,7 +103,22 @@ async fn health(state: web::Data<PublicState>) -> HttpResponse {
     }
 }
 
-async fn read(req: HttpRequest, state: web::Data<PublicState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(get, path = "/api/customers/{id}", tag = "customers",
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$", description = "The customer id: 24 hexadecimal digits"), super::openapi::Trace),
+    responses(
+        (status = 200, description = "The stored customer document", body = super::openapi::StoredCustomer, content_type = "application/json"),
+        (status = 400, description = "`malformed customerId`", body = String, content_type = "text/plain"),
+        (status = 404, description = "`cacheId not found`", body = String, content_type = "text/plain"),
+        (status = 414, description = "`URI too long`", body = String, content_type = "text/plain"),
+        (status = 429, description = "Over this client's rate limit", body = String, content_type = "text/plain", headers(("Retry-After" = u64, description = "seconds"))),
+        (status = 502, description = "The internal tier failed or is unreachable", body = String, content_type = "text/plain"),
+        (status = 503, description = "The internal tier is unavailable", body = String, content_type = "text/plain"),
+        (status = 504, description = "The internal tier or its storage timed out", body = String, content_type = "text/plain"),
+    ))]
+pub(crate) async fn read(
+    req: HttpRequest,
+    state: web::Data<PublicState>,
+) -> Result<HttpResponse, ApiError> {
     let trace = trace_of(&req);
     let d = &state.diagnostics;
     d.metric(names::READ_CUSTOMER_ATTEMPT);
@@ -140,8 +161,10 @@ async fn read_inner(
     }
 }
 
-#[derive(Deserialize)]
-struct CreateRequest {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct CreateRequest {
+    /// Any non-empty string of at most 1024 characters.
+    #[schema(min_length = 1, max_length = 1024)]
     name: String,
 }
 
@@ -153,13 +176,29 @@ struct CustomerDocument<'a> {
     date_created: i64,
 }
 
-#[derive(Serialize)]
-struct Created<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Created<'a> {
     #[serde(rename = "customerId")]
+    #[schema(pattern = "^[0-9a-f]{24}$")]
     customer_id: &'a str,
 }
 
-async fn create(
+#[utoipa::path(post, path = "/api/customers", tag = "customers",
+    params(super::openapi::Trace),
+    request_body(content = CreateRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Created", body = Created<'static>, content_type = "application/json",
+            links(("read" = (operation_id = "read", parameters(("id" = "$response.body#/customerId")), description = "The customer just created")))
+        ),
+        (status = 400, description = "`customer name missing` or `customer name too long`", body = String, content_type = "text/plain"),
+        (status = 408, description = "`request body timed out`", body = String, content_type = "text/plain"),
+        (status = 413, description = "The body is larger than `public.max_body_bytes`", body = String, content_type = "text/plain"),
+        (status = 429, description = "Over this client's rate limit", body = String, content_type = "text/plain", headers(("Retry-After" = u64, description = "seconds"))),
+        (status = 502, description = "The internal tier failed or is unreachable", body = String, content_type = "text/plain"),
+        (status = 503, description = "The internal tier is unavailable", body = String, content_type = "text/plain"),
+        (status = 504, description = "The internal tier or its storage timed out", body = String, content_type = "text/plain"),
+    ))]
+pub(crate) async fn create(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<PublicState>,

@@ -105,6 +105,15 @@ pub struct PublicSettings {
     pub internal_pool_max_idle: usize,
     pub max_body_bytes: usize,
     pub internal_tls: ClientTlsSettings,
+    /// TLS on the public listener itself; normally TLS ends at the ALB.
+    pub tls: ListenerTlsSettings,
+    pub rate_limit: RateLimitSettings,
+    /// Peers whose `X-Forwarded-For` is believed (the ALB's subnets).
+    /// Empty: the header is ignored and every peer is limited by its own
+    /// address. Production sets the VPC CIDR. A list in files; a
+    /// comma-separated string in `CINEMO__PUBLIC__TRUSTED_PROXIES`.
+    #[serde(deserialize_with = "cidr_list")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for PublicSettings {
@@ -117,6 +126,9 @@ impl Default for PublicSettings {
             internal_pool_max_idle: 256,
             max_body_bytes: 64 * 1024,
             internal_tls: ClientTlsSettings::default(),
+            tls: ListenerTlsSettings::default(),
+            rate_limit: RateLimitSettings::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -146,6 +158,38 @@ pub struct ServerTlsSettings {
     pub cert_file: Option<String>,
     pub key_file: Option<String>,
     pub client_ca_file: Option<String>,
+    /// In `internal` mode, refuse to start without a certificate and a client
+    /// CA. Off in the built-in defaults (a laptop runs plain HTTP), on in
+    /// `edge.toml`/`stable.toml`: turning it off there is the explicit
+    /// "allow plaintext" switch. `all` mode talks over loopback and is exempt.
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ListenerTlsSettings {
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+}
+
+/// Per-client request budget of the public tier (a token bucket per client
+/// address): `burst` requests at once, refilled at `per_second`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        RateLimitSettings {
+            enabled: false,
+            per_second: 50,
+            burst: 100,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -154,6 +198,9 @@ pub struct ClientTlsSettings {
     pub cert_file: Option<String>,
     pub key_file: Option<String>,
     pub ca_file: Option<String>,
+    /// In `public` mode, refuse to start unless the internal tier is reached
+    /// over mutual TLS; see `ServerTlsSettings::required`.
+    pub required: bool,
 }
 
 /// Settings shared by both HTTP servers.
@@ -166,6 +213,10 @@ pub struct HttpSettings {
     pub keep_alive_secs: u64,
     /// Time a client has to send its request head (slow-loris guard).
     pub request_head_timeout_ms: u64,
+    /// Time a client has to send a whole request body (slow-body guard).
+    pub request_body_timeout_ms: u64,
+    /// Longer request targets are answered 414.
+    pub max_uri_bytes: usize,
     pub max_connections: usize,
 }
 
@@ -175,6 +226,8 @@ impl Default for HttpSettings {
             workers: 0,
             keep_alive_secs: 75,
             request_head_timeout_ms: 5_000,
+            request_body_timeout_ms: 10_000,
+            max_uri_bytes: 4096,
             max_connections: 25_000,
         }
     }
@@ -345,4 +398,37 @@ impl Default for LogSettings {
             format: LogFormat::Json,
         }
     }
+}
+
+/// A CIDR list given either as a TOML array or as one comma-separated string
+/// (environment variables cannot carry arrays). A bare address means /32 or
+/// /128.
+fn cidr_list<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match Raw::deserialize(de)? {
+        Raw::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Raw::Many(v) => v,
+    };
+    items
+        .iter()
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{item:?} is not an IP network (CIDR) or address"
+                    ))
+                })
+        })
+        .collect()
 }

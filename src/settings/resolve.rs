@@ -122,11 +122,34 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
             "public.internal_tls.cert_file and public.internal_tls.key_file must be set together"
         );
         if tls.cert_file.is_some() || tls.ca_file.is_some() {
+            // `all` mode ignores internal_url: it calls its own listener.
             ensure!(
-                url.scheme() == "https",
+                s.mode == Mode::All || url.scheme() == "https",
                 "public.internal_tls is set, so public.internal_url must use https://"
             );
+            // Only the private CA may vouch for the internal tier, never the web PKI.
+            ensure!(
+                tls.ca_file.is_some(),
+                "public.internal_tls.ca_file must be set: the internal tier is verified against the private CA only"
+            );
         }
+        if s.mode == Mode::Public && tls.required {
+            ensure!(
+                tls.cert_file.is_some() && tls.ca_file.is_some(),
+                "public.internal_tls.required is true but public.internal_tls.cert_file/key_file/ca_file are not set \
+                 (set them, or set public.internal_tls.required = false to allow plain HTTP to the internal tier)"
+            );
+        }
+        let listener = &s.public.tls;
+        ensure!(
+            listener.cert_file.is_some() == listener.key_file.is_some(),
+            "public.tls.cert_file and public.tls.key_file must be set together"
+        );
+        let rl = &s.public.rate_limit;
+        ensure!(
+            !rl.enabled || (rl.per_second > 0 && rl.burst > 0),
+            "public.rate_limit.per_second and burst must be greater than 0"
+        );
     }
     let tls = &s.internal.tls;
     ensure!(
@@ -137,6 +160,19 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
         tls.client_ca_file.is_none() || tls.cert_file.is_some(),
         "internal.tls.client_ca_file needs internal.tls.cert_file and key_file"
     );
+    if s.mode == Mode::Internal && tls.required {
+        ensure!(
+            tls.cert_file.is_some() && tls.client_ca_file.is_some(),
+            "internal.tls.required is true but internal.tls.cert_file/key_file/client_ca_file are not set \
+             (set them, or set internal.tls.required = false to serve plain HTTP)"
+        );
+    }
+    if s.mode == Mode::All && tls.cert_file.is_some() {
+        ensure!(
+            s.public.internal_tls.ca_file.is_some(),
+            "internal.tls is set in all mode, so the public tier needs public.internal_tls (ca_file, and cert_file/key_file when a client CA is set)"
+        );
+    }
     if s.mode == Mode::All && s.public.listen.is_some_and(|a| a.port() != 0) {
         ensure!(
             s.public.listen != s.internal.listen,
@@ -158,10 +194,18 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
             "http.request_head_timeout_ms",
             s.http.request_head_timeout_ms,
         ),
+        (
+            "http.request_body_timeout_ms",
+            s.http.request_body_timeout_ms,
+        ),
         ("shutdown.timeout_secs", s.shutdown.timeout_secs),
     ] {
         ensure!(value > 0, "{name} must be greater than 0");
     }
+    ensure!(
+        s.http.max_uri_bytes >= 256,
+        "http.max_uri_bytes is too small"
+    );
     ensure!(
         s.storage.max_connections > 0,
         "storage.max_connections must be greater than 0"

@@ -1,0 +1,89 @@
+//! Request limits both tiers apply before routing: a bound on the request
+//! target (414) and a deadline for reading the body (408), so a client
+//! that trickles its body cannot hold a worker's connection forever.
+//! actix's `client_request_timeout` covers only the request head.
+
+use std::cell::Cell;
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+use actix_web::HttpMessage;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use futures_util::StreamExt;
+
+use super::text;
+use crate::settings::HttpSettings;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Guards {
+    max_uri_bytes: usize,
+    body_timeout: Duration,
+}
+
+impl Guards {
+    pub fn new(http: &HttpSettings) -> Self {
+        Guards {
+            max_uri_bytes: http.max_uri_bytes,
+            body_timeout: Duration::from_millis(http.request_body_timeout_ms),
+        }
+    }
+}
+
+/// The middleware (`.app_data(guards).wrap(from_fn(guards::check))`).
+pub async fn check(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let this = req
+        .app_data::<Guards>()
+        .copied()
+        .unwrap_or_else(|| Guards::new(&HttpSettings::default()));
+    {
+        let target_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+        if target_len > this.max_uri_bytes {
+            return Ok(req.into_response(text(StatusCode::URI_TOO_LONG, "URI too long")));
+        }
+
+        let timed_out = Rc::new(Cell::new(false));
+        let flag = timed_out.clone();
+        let deadline = tokio::time::Instant::now() + this.body_timeout;
+        let payload = req.take_payload();
+        let guarded = futures_util::stream::unfold(Some(payload), move |state| {
+            let flag = flag.clone();
+            async move {
+                let mut payload = state?;
+                match tokio::time::timeout_at(deadline, payload.next()).await {
+                    Ok(Some(chunk)) => Some((chunk, Some(payload))),
+                    Ok(None) => None,
+                    Err(_) => {
+                        flag.set(true);
+                        let e = io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "request body not received in time",
+                        );
+                        Some((Err(PayloadError::Io(e)), None))
+                    }
+                }
+            }
+        });
+        req.set_payload(Payload::from(
+            Box::pin(guarded) as actix_http::BoxedPayloadStream
+        ));
+
+        let response = next.call(req).await?.map_into_boxed_body();
+        if timed_out.get() {
+            tracing::info!("request body not received in time; closing the connection");
+            let (req, _) = response.into_parts();
+            return Ok(ServiceResponse::new(
+                req,
+                text(StatusCode::REQUEST_TIMEOUT, "request body timed out"),
+            ));
+        }
+        Ok(response)
+    }
+}

@@ -1,0 +1,157 @@
+//! The OpenAPI 3 documents of both tiers, generated from the handlers'
+//! `#[utoipa::path]` annotations, and an offline Swagger UI. Each tier
+//! serves its own document at `/api/openapi.json` and the UI at `/api/docs`.
+//! CI fuzzes both documents against the running binary (.ci/suites/fuzz.sh),
+//! so a status code or body a route can return and the document does not
+//! list is a failing build.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+use utoipa::OpenApi;
+
+use super::{internal, public};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    Public,
+    Internal,
+}
+
+/// A customer as the public tier returns it: the stored document.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StoredCustomer {
+    #[serde(rename = "_id")]
+    #[schema(pattern = "^[0-9a-f]{24}$")]
+    id: String,
+    name: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    #[serde(rename = "dateCreated")]
+    date_created: Option<i64>,
+}
+
+/// Any stored JSON object, with the `_id` the internal tier assigned.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StoredDocument {
+    #[serde(rename = "_id")]
+    #[schema(pattern = "^[0-9a-f]{24}$")]
+    id: String,
+}
+
+/// Any JSON object without a top-level `_id`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct NewDocument(HashMap<String, serde_json::Value>);
+
+/// The optional trace token (printable ASCII, at most 128 characters); an
+/// invalid one is ignored, never an error.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header, names("X-Trace"))]
+pub struct Trace(#[allow(dead_code)] Option<String>);
+
+/// `GET /api/health/live` (served by `common::routes`).
+#[utoipa::path(get, path = "/api/health/live", tag = "health",
+    responses((status = 200, description = "The process serves", body = String, content_type = "text/plain", example = "OK")))]
+#[allow(dead_code)]
+fn live() {}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Version {
+    version: String,
+    git_sha: String,
+    /// `dev`, `edge`, `stable`, ...
+    channel: String,
+    #[schema(example = "public")]
+    mode: String,
+}
+
+/// `GET /api/version` (served by `common::routes`).
+#[utoipa::path(get, path = "/api/version", tag = "health",
+    responses((status = 200, description = "Build and mode", body = Version, content_type = "application/json")))]
+#[allow(dead_code)]
+fn version() {}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "cinemo public API",
+        description = "Customers API of the public tier. Errors are short `text/plain` texts."
+    ),
+    paths(public::create, public::read, public::health, live, version)
+)]
+struct PublicApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "cinemo internal API",
+        description = "Cache API of the internal tier (mutual TLS in production). Errors are short `text/plain` texts."
+    ),
+    paths(internal::create, internal::read, internal::health, live, version)
+)]
+struct InternalApi;
+
+/// The document of one tier as JSON.
+pub fn document(tier: Tier) -> String {
+    let mut doc = match tier {
+        Tier::Public => PublicApi::openapi(),
+        Tier::Internal => InternalApi::openapi(),
+    };
+    doc.info.version = crate::build_info::VERSION.to_owned();
+    // Serializing a value built by utoipa cannot fail; an empty document
+    // would still be served rather than taking the tier down.
+    doc.to_pretty_json().unwrap_or_default()
+}
+
+macro_rules! asset {
+    ($name:literal, $type:literal) => {
+        (
+            concat!("/api/docs/", $name),
+            $type,
+            include_bytes!(concat!("swagger/", $name)).as_slice(),
+        )
+    };
+}
+
+const ASSETS: [(&str, &str, &[u8]); 6] = [
+    asset!("index.html", "text/html; charset=utf-8"),
+    asset!("swagger-initializer.js", "text/javascript; charset=utf-8"),
+    asset!("swagger-ui-bundle.js", "text/javascript; charset=utf-8"),
+    asset!("swagger-ui.css", "text/css; charset=utf-8"),
+    asset!("index.css", "text/css; charset=utf-8"),
+    asset!("favicon-32x32.png", "image/png"),
+];
+
+fn static_response(content_type: &'static str, body: &'static [u8]) -> HttpResponse {
+    HttpResponse::build(StatusCode::OK)
+        .insert_header((CONTENT_TYPE, HeaderValue::from_static(content_type)))
+        .insert_header((
+            CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=3600"),
+        ))
+        .body(body)
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig, tier: Tier) {
+    let doc = document(tier);
+    cfg.route(
+        "/api/openapi.json",
+        web::get().to(move || {
+            let body = doc.clone();
+            async move { super::json(StatusCode::OK, body) }
+        }),
+    );
+    let (_, _, index) = ASSETS[0];
+    cfg.route(
+        "/api/docs",
+        web::get().to(move || async move { static_response("text/html; charset=utf-8", index) }),
+    );
+    for (path, content_type, body) in ASSETS {
+        cfg.route(
+            path,
+            web::get().to(move || async move { static_response(content_type, body) }),
+        );
+    }
+}
