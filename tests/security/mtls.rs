@@ -224,14 +224,14 @@ fn tiers_refuse_to_start_without_tls_when_required() {
     }
 }
 
-/// The documented ops procedure (tools/pki.sh, plain openssl) produces
+/// The documented ops procedure (ansible/tools/pki.sh, plain openssl) produces
 /// files both tiers accept: one CA, the internal server's and the public
 /// tier's certificates, then a create and a read through mTLS.
 #[tokio::test]
 async fn certificates_from_tools_pki_sh_work_between_the_tiers() {
     let dir = tempfile::tempdir().expect("temp dir");
     let d = dir.path().display().to_string();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/pki.sh");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/ansible/tools/pki.sh");
     for args in [
         vec!["ca", &d],
         vec!["server", &d, "localhost"],
@@ -241,7 +241,7 @@ async fn certificates_from_tools_pki_sh_work_between_the_tiers() {
             .arg(script)
             .args(&args)
             .output()
-            .expect("run tools/pki.sh (needs openssl)");
+            .expect("run ansible/tools/pki.sh (needs openssl)");
         assert!(
             out.status.success(),
             "pki.sh {args:?}: {}",

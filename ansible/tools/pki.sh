@@ -4,9 +4,9 @@
 # environment signs the internal tier's server certificate and the public
 # tier's client certificate. See docs/security.md, "Certificates".
 #
-#   tools/pki.sh ca     DIR [CN]          DIR/ca.key + DIR/ca.crt (10 years)
-#   tools/pki.sh server DIR DNS_NAME...   DIR/server.key + DIR/server.crt (serverAuth)
-#   tools/pki.sh client DIR NAME          DIR/client.key + DIR/client.crt (clientAuth)
+#   ansible/tools/pki.sh ca     DIR [CN]          DIR/ca.key + DIR/ca.crt (10 years)
+#   ansible/tools/pki.sh server DIR DNS_NAME...   DIR/server.key + DIR/server.crt (serverAuth)
+#   ansible/tools/pki.sh client DIR NAME          DIR/client.key + DIR/client.crt (clientAuth)
 #
 # Leaf certificates last CINEMO_CERT_DAYS (default 397) days. Keys are EC
 # P-256 in PKCS#8, written 0600. ca.key never goes to a host: keep it in the
