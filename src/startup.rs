@@ -46,6 +46,9 @@ macro_rules! with_limits {
             .client_request_timeout(Duration::from_millis(http.request_head_timeout_ms))
             .client_disconnect_timeout(Duration::from_secs(1))
             .max_connections(http.max_connections)
+            // Responses go out whole in one write; Nagle would only hold
+            // back the tail of a large one waiting for an ACK.
+            .tcp_nodelay(true)
             .shutdown_timeout($shutdown.as_secs())
             .disable_signals();
         if http.workers > 0 {

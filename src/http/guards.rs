@@ -49,10 +49,15 @@ pub async fn check(
             return Ok(req.into_response(text(StatusCode::URI_TOO_LONG, "URI too long")));
         }
 
+        let payload = req.take_payload();
+        if matches!(payload, Payload::None) {
+            // No body to wait for (a GET, a DELETE): nothing to guard.
+            req.set_payload(payload);
+            return Ok(next.call(req).await?.map_into_boxed_body());
+        }
         let timed_out = Rc::new(Cell::new(false));
         let flag = timed_out.clone();
         let deadline = tokio::time::Instant::now() + this.body_timeout;
-        let payload = req.take_payload();
         let guarded = futures_util::stream::unfold(Some(payload), move |state| {
             let flag = flag.clone();
             async move {

@@ -1,11 +1,15 @@
+use std::cell::RefCell;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use rusqlite::{OpenFlags, OptionalExtension};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use thread_local::ThreadLocal;
 
 use super::{
     BatchOutcome, Store, StoreError, ids_to_json, now_ms, replay_or_conflict, stored_rows,
@@ -14,8 +18,78 @@ use crate::domain::{DocId, Document, IdempotencyKey};
 use crate::settings::StorageSettings;
 
 /// The embedded default: one SQLite file in WAL mode.
+///
+/// Writes, lists and batches go through sqlx's pool (each connection a
+/// worker thread, so a write waiting on the file lock never blocks a server
+/// thread). Point reads, the hot path, skip that hop: each server thread
+/// keeps its own read-only connection and runs the primary-key lookup in
+/// place, which costs microseconds on a warm page cache (see
+/// docs/performance.md for the figures).
 pub struct SqliteStore {
     pool: SqlitePool,
+    readers: Option<Readers>,
+}
+
+/// One read-only connection per thread that reads, opened on first use.
+/// In WAL mode readers never wait for the writer, so a lookup only ever
+/// waits on the disk itself.
+struct Readers {
+    path: PathBuf,
+    busy_timeout: Duration,
+    conns: ThreadLocal<RefCell<Option<rusqlite::Connection>>>,
+}
+
+const GET_BODY: &str = "SELECT body FROM documents WHERE id = ?1";
+
+impl Readers {
+    fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(self.busy_timeout)?;
+        Ok(conn)
+    }
+
+    fn get(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let cell = self.conns.get_or(|| RefCell::new(None));
+        // Never re-entered: nothing below awaits or calls back into us.
+        let mut slot = cell.borrow_mut();
+        let conn = match slot.as_mut() {
+            Some(conn) => conn,
+            None => slot.insert(self.open().map_err(classify_read)?),
+        };
+        let result = conn
+            .prepare_cached(GET_BODY)
+            .and_then(|mut stmt| stmt.query_row([id], |row| row.get(0)).optional());
+        result.map_err(|e| {
+            // A connection that failed for any reason but a busy file is
+            // dropped, so the next read starts from a fresh one.
+            if !is_busy(&e) {
+                *slot = None;
+            }
+            classify_read(e)
+        })
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+fn classify_read(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(
+            rusqlite::ErrorCode::DatabaseBusy
+            | rusqlite::ErrorCode::DatabaseLocked
+            | rusqlite::ErrorCode::CannotOpen
+            | rusqlite::ErrorCode::SystemIoFailure,
+        ) => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Other(e.into()),
+    }
 }
 
 impl SqliteStore {
@@ -39,8 +113,23 @@ impl SqliteStore {
             .run(&pool)
             .await
             .context("running SQLite migrations")?;
-        Ok(SqliteStore { pool })
+        // An in-memory database exists only inside sqlx's connections, so
+        // reads stay on the pool there.
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let readers = (!in_memory).then(|| Readers {
+            path: options_path(url),
+            busy_timeout: Duration::from_millis(settings.timeout_ms),
+            conns: ThreadLocal::new(),
+        });
+        Ok(SqliteStore { pool, readers })
     }
+}
+
+/// The file sqlx opened for `url` (the same parsing, so both agree).
+fn options_path(url: &str) -> PathBuf {
+    SqliteConnectOptions::from_str(url)
+        .map(|o| o.get_filename().to_path_buf())
+        .unwrap_or_default()
 }
 
 /// Rows per multi-row INSERT: 3 parameters a row stays far below SQLite's
@@ -177,6 +266,10 @@ impl Store for SqliteStore {
     }
 
     async fn get(&self, id: &DocId) -> Result<Option<Document>, StoreError> {
+        if let Some(readers) = &self.readers {
+            let body = readers.get(id.as_str())?;
+            return Ok(body.map(Document::from_stored));
+        }
         let row: Option<(String,)> = sqlx::query_as("SELECT body FROM documents WHERE id = ?")
             .bind(id.as_str().to_owned())
             .fetch_optional(&self.pool)
