@@ -6,12 +6,14 @@
 # the ceiling. Target: batch/COPY >= 0.5 on PostgreSQL.
 #
 #   bench/storage.sh            # N=50000 by default; N=... to change
+#                               # best of ROUNDS=3 loads on every line
 #
 # Builds the release binary once (CARGO_TARGET_DIR is honoured). Servers bind
 # 127.0.0.1 and are stopped by PID on exit.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 N=${N:-50000}
+ROUNDS=${ROUNDS:-3}
 PG_BIN=${CINEMO_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
 NX=${CINEMO_NX27017:-$(command -v nx-27017 || echo "$HOME/.cache/cinemo/venv/bin/nx-27017")}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -29,9 +31,14 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { for _ in $(seq 1 300); do curl -fs "$1/api/health/live" >/dev/null && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
 
-echo "building release binary (once)..." >&2
-(cd "$ROOT" && cargo build --release -q)
-BIN="$TARGET/release/cinemo"
+# CINEMO_BIN=... measures a binary built elsewhere (e.g. an older release).
+if [ -n "${CINEMO_BIN:-}" ]; then
+  BIN=$CINEMO_BIN
+else
+  echo "building release binary (once)..." >&2
+  (cd "$ROOT" && cargo build --release -q)
+  BIN="$TARGET/release/cinemo"
+fi
 
 python3 - "$N" "$work" <<'PY'
 import json, sys, time, os
@@ -75,23 +82,32 @@ run_batch() {
     "$BIN" --mode public >"$work/public-$type.log" 2>&1 &
   local ppid=$!; pids+=($ppid)
   wait_http "http://127.0.0.1:$pp"
-  local out secs
-  out=$(curl -s -o "$work/answer-$type.json" -w '%{http_code} %{time_total}' \
-    -H 'Content-Type: application/json' --data-binary "@$work/batch.json" "http://127.0.0.1:$pp/api/customers/batch")
+  # Best of ROUNDS batches (each stores N new rows): one 50,000-row load
+  # takes a fraction of a second, so a single run is at the mercy of noise.
+  local best=0 out rate
+  for _ in $(seq 1 "$ROUNDS"); do
+    out=$(curl -s -o "$work/answer-$type.json" -w '%{http_code} %{time_total}' \
+      -H 'Content-Type: application/json' --data-binary "@$work/batch.json" "http://127.0.0.1:$pp/api/customers/batch")
+    [ "${out%% *}" = 200 ] || { echo "batch on $type answered ${out%% *}" >&2; best=0; break; }
+    rate=$(python3 -c "print(f'{$N/${out#* }:.0f}')")
+    [ "$rate" -gt "$best" ] && best=$rate
+  done
   kill "$ppid" "$ipid" 2>/dev/null || true
-  [ "${out%% *}" = 200 ] || { echo "batch on $type answered ${out%% *}" >&2; echo 0; return; }
-  secs=${out#* }
-  python3 -c "print(f'{$N/$secs:.0f}')"
+  echo "$best"
 }
 
 copy_rate() {
-  local psql="$PG_BIN/psql" start end
-  "$psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -c \
-    "CREATE TABLE copy_ceiling (id text COLLATE \"C\" PRIMARY KEY, body text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
-  start=$(date +%s.%N)
-  "$psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "\\copy copy_ceiling (id, body) FROM '$work/rows.tsv'"
-  end=$(date +%s.%N)
-  python3 -c "print(f'{$N/($end-$start):.0f}')"
+  local psql="$PG_BIN/psql" start end best=0 rate
+  for i in $(seq 1 "$ROUNDS"); do
+    "$psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -c \
+      "CREATE TABLE copy_ceiling_$i (id text COLLATE \"C\" PRIMARY KEY, body text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
+    start=$(date +%s.%N)
+    "$psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "\\copy copy_ceiling_$i (id, body) FROM '$work/rows.tsv'"
+    end=$(date +%s.%N)
+    rate=$(python3 -c "print(f'{$N/($end-$start):.0f}')")
+    [ "$rate" -gt "$best" ] && best=$rate
+  done
+  echo "$best"
 }
 
 sqlite=$(run_batch sqlite "sqlite://$work/bench.db")
@@ -100,7 +116,7 @@ copy=$(copy_rate)
 nx=0
 [ -x "$NX" ] && nx=$(run_batch mongodb "mongodb://127.0.0.1:$NX_PORT/?directConnection=true")
 
-printf '\n%-42s %12s %10s\n' "one $N-item batch, public tier" "rows/s" "vs COPY"
+printf '\n%-42s %12s %10s\n' "one $N-item batch, public tier (best of $ROUNDS)" "rows/s" "vs COPY"
 printf '%-42s %12s %10s\n' "PostgreSQL COPY (ceiling, same rows)" "$copy" "1.00"
 for row in "SQLite:$sqlite" "PostgreSQL:$postgres" "nx-27017 (MongoDB stand-in, not mongod):$nx"; do
   name=${row%:*}; rate=${row##*:}
