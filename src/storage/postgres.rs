@@ -3,7 +3,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::Connection;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
 
 use super::{BatchOutcome, Store, StoreError, ids_to_json, replay_or_conflict, stored_rows};
 use crate::domain::{DocId, Document, IdempotencyKey};
@@ -35,6 +37,35 @@ impl PostgresStore {
             .await
             .context("running PostgreSQL migrations")?;
         Ok(PostgresStore { pool })
+    }
+}
+
+/// A pooled connection that is closed, not returned to the pool, unless
+/// `return_to_pool` is called. A future dropped in the middle of a COPY
+/// leaves the connection's protocol state behind it (the server still
+/// expects data, or answers a CopyFail the next user would read as its
+/// own); closing the socket makes the server roll the transaction back and
+/// keeps the pool clean. Early returns with an error close it too, which
+/// costs one reconnect on a path that is already failing.
+struct DiscardUnlessReturned(Option<PoolConnection<Postgres>>);
+
+impl DiscardUnlessReturned {
+    fn get(&mut self) -> &mut PgConnection {
+        self.0.as_mut().expect("connection present until dropped")
+    }
+
+    fn return_to_pool(mut self) {
+        // Dropping a PoolConnection hands it back.
+        drop(self.0.take());
+    }
+}
+
+impl Drop for DiscardUnlessReturned {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            // Detached from the pool and dropped: the socket closes.
+            drop(conn.detach());
+        }
     }
 }
 
@@ -117,7 +148,11 @@ impl Store for PostgresStore {
         key: Option<&IdempotencyKey>,
     ) -> Result<BatchOutcome, StoreError> {
         let ids: Vec<DocId> = items.iter().map(|(id, _)| id.clone()).collect();
-        let mut tx = self.pool.begin().await.map_err(classify)?;
+        // Declared before `tx`, so it drops after it: a batch whose future is
+        // dropped (its deadline) closes this connection instead of handing
+        // a connection that was cut mid-COPY back to the pool.
+        let mut conn = DiscardUnlessReturned(Some(self.pool.acquire().await.map_err(classify)?));
+        let mut tx = conn.get().begin().await.map_err(classify)?;
         if let Some(key) = key {
             // ON CONFLICT DO NOTHING: a concurrent batch with the same key
             // waits here on the first one's row lock until it commits or
@@ -138,6 +173,8 @@ impl Store for PostgresStore {
                         .fetch_one(&mut *tx)
                         .await
                         .map_err(classify)?;
+                tx.rollback().await.map_err(classify)?;
+                conn.return_to_pool();
                 return replay_or_conflict(key, &fingerprint, &stored);
             }
         }
@@ -171,6 +208,7 @@ impl Store for PostgresStore {
             Err(e) => return Err(classify(e)),
         }
         tx.commit().await.map_err(classify)?;
+        conn.return_to_pool();
         Ok(BatchOutcome::Stored(ids))
     }
 
