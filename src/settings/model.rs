@@ -350,6 +350,11 @@ pub struct OtlpSettings {
     pub export_interval_ms: u64,
     /// Deadline of one export request.
     pub timeout_ms: u64,
+    /// Share of new traces (requests without a `traceparent`) whose spans
+    /// are recorded and exported, 0.0 to 1.0. A request with a `traceparent`
+    /// follows the caller's sampled flag, so a caller can always ask for
+    /// its request to be traced. Metrics count every request either way.
+    pub trace_sample_ratio: f64,
 }
 
 impl Default for OtlpSettings {
@@ -359,6 +364,7 @@ impl Default for OtlpSettings {
             endpoint: "http://127.0.0.1:4318".into(),
             export_interval_ms: 10_000,
             timeout_ms: 3_000,
+            trace_sample_ratio: 0.1,
         }
     }
 }

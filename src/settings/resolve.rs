@@ -257,6 +257,11 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
             "kinesis.batch_max_records must be between 1 and 500 (the PutRecords limit)"
         );
     }
+    ensure!(
+        (0.0..=1.0).contains(&s.otlp.trace_sample_ratio),
+        "otlp.trace_sample_ratio must be between 0.0 and 1.0, got {}",
+        s.otlp.trace_sample_ratio
+    );
     if s.otlp.enabled {
         reqwest::Url::parse(&s.otlp.endpoint)
             .with_context(|| format!("otlp.endpoint {:?} is not a URL", s.otlp.endpoint))?;

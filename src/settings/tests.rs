@@ -292,3 +292,21 @@ fn batch_settings_have_defaults_and_are_cross_checked() {
     assert!(err.contains("batch.max_body_bytes"), "{err}");
     assert!(load_with(&[("CINEMO__BATCH__MAX_CONCURRENT", "0")]).is_err());
 }
+
+#[test]
+fn trace_sample_ratio_is_a_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = sources(dir.path());
+    assert_eq!(load(&src).unwrap().otlp.trace_sample_ratio, 0.1);
+    for bad in ["1.5", "-0.1"] {
+        let file = write(
+            dir.path(),
+            "ratio.toml",
+            &format!("[otlp]\ntrace_sample_ratio = {bad}\n"),
+        );
+        let mut src = sources(dir.path());
+        src.config_file = Some(file);
+        let err = format!("{:#}", load(&src).unwrap_err());
+        assert!(err.contains("otlp.trace_sample_ratio"), "{bad}: {err}");
+    }
+}

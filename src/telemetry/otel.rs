@@ -21,7 +21,9 @@ use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{SdkMeterProvider, Temporality};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider,
+};
 use tokio::sync::mpsc;
 
 use super::Frame;
@@ -80,7 +82,13 @@ pub fn init(settings: &Settings) -> anyhow::Result<Option<OtelGuard>> {
     let processor = BatchSpanProcessor::builder(span_exporter)
         .with_batch_config(batch)
         .build();
+    // Parent-based: the internal tier follows the public tier's decision
+    // (carried in `traceparent`), so a trace is whole or absent.
+    let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+        settings.otlp.trace_sample_ratio,
+    )));
     let tracer = SdkTracerProvider::builder()
+        .with_sampler(sampler)
         .with_span_processor(processor)
         .with_resource(resource)
         .build();

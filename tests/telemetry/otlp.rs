@@ -142,10 +142,13 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
         }
     })
     .await;
+    // No new trace is sampled: only the read that arrives with a sampled
+    // `traceparent` may leave spans, in both tiers.
     let otlp = vec![
         ("CINEMO__OTLP__ENABLED", "true".to_owned()),
         ("CINEMO__OTLP__ENDPOINT", receiver.endpoint()),
         ("CINEMO__OTLP__EXPORT_INTERVAL_MS", "500".to_owned()),
+        ("CINEMO__OTLP__TRACE_SAMPLE_RATIO", "0".to_owned()),
     ];
     let mut internal = Cinemo::spawn("internal", &otlp).await;
     let mut env = otlp.clone();
@@ -313,6 +316,12 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
     let storage = find("sqlite get", CLIENT);
     assert_eq!(storage.parent_span_id, internal_server.span_id);
     assert_eq!(read_spans.len(), 4, "{read_spans:#?}");
+    assert_eq!(
+        got.spans.len(),
+        4,
+        "requests without a sampled traceparent left spans at ratio 0: {:#?}",
+        got.spans
+    );
     let status = attrs(&internal_server.attributes);
     assert_eq!(status["http.response.status_code"], "200");
     assert_eq!(status["http.route"], "/api/cache/{id}");
