@@ -7,6 +7,7 @@
 #   bench/telemetry.sh                   # 20 s per run, release build
 #   BENCH_SECONDS=5 bench/telemetry.sh
 #   BENCH_KINESIS=kinesalite|off bench/telemetry.sh   # see below
+#   ROUNDS=3 (default): off and on alternate; medians are compared
 #   CINEMO_BIN=path/to/cinemo bench/telemetry.sh   # skip the build
 #
 # Figures, not a test: it fails only when it cannot measure. It also prints
@@ -116,8 +117,17 @@ on_env=(CINEMO__OTLP__ENABLED=true CINEMO__OTLP__ENDPOINT="http://127.0.0.1:$po"
   CINEMO__KINESIS__ENDPOINT="http://127.0.0.1:$pk")
 if [ "$KINESIS" = off ]; then on_env=("${on_env[@]:0:2}"); fi
 
+# CPU time (user + system, clock ticks) the given processes have used.
+cpu_ticks() {
+  local t=0 p
+  for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo "$t"
+}
+
 # run NAME on|off: starts both tiers, measures the read path, stops them.
-# Prints "rps p99_ms non2xx".
+# Prints "rps p99_ms non2xx cpu_us_per_request" (the CPU both cinemo
+# processes spent per request: cinemo's own cost, whatever else shares the
+# cores).
 run() {
   local name=$1 extra pi pp ipid ppid id
   if [ "$2" = on ]; then extra=("${on_env[@]}"); else extra=("${off_env[@]}"); fi
@@ -135,27 +145,39 @@ run() {
   "$BIN" healthcheck "http://127.0.0.1:$pp" || die "public tier not live"
   id=$(curl -fsS -X POST -H 'content-type: application/json' -d '{"name":"Bench Customer"}' \
     "http://127.0.0.1:$pp/api/customers" | python3 -c 'import json,sys; print(json.load(sys.stdin)["customerId"])')
+  local cpu_before cpu_after
+  cpu_before=$(cpu_ticks $ppid $ipid)
   wrk -t2 -c64 -d"${S}s" --latency -H 'X-Trace: bench-trace-token' \
     "http://127.0.0.1:$pp/api/customers/$id" >"$work/$name.wrk"
+  cpu_after=$(cpu_ticks $ppid $ipid)
   kill -TERM $ppid; wait $ppid || true
   kill -TERM $ipid; wait $ipid || true
-  python3 - "$work/$name.wrk" <<'PY'
+  python3 - "$work/$name.wrk" "$((cpu_after - cpu_before))" "$(getconf CLK_TCK)" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
+ticks, hz = int(sys.argv[2]), int(sys.argv[3])
+total = int(re.search(r"(\d+) requests in", text).group(1))
 m = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
 v, unit = float(m.group(1)), m.group(2)
 p99 = v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-print(f"{rps:.0f} {p99:.2f} {int(non2xx.group(1)) if non2xx else 0}")
+print(f"{rps:.0f} {p99:.2f} {int(non2xx.group(1)) if non2xx else 0} {ticks / hz / total * 1e6:.1f}")
 PY
 }
 
-log "telemetry off (${S}s)"; read -r off_rps off_p99 off_err < <(run off off)
-log "telemetry on: X-Trace on every request, Kinesis sink, OTLP export (${S}s)"
-read -r on_rps on_p99 on_err < <(run on on)
+# Off and on alternate, ROUNDS times each, and the medians are compared: on
+# a shared 2-core machine a single pair of runs swings by 10-20% either way.
+ROUNDS=${ROUNDS:-3}
+off_runs=(); on_runs=()
+for r in $(seq 1 "$ROUNDS"); do
+  log "round $r/$ROUNDS: telemetry off (${S}s)"
+  off_runs+=("$(run "off-$r" off)")
+  log "round $r/$ROUNDS: telemetry on: X-Trace on every request, Kinesis sink ($KINESIS), OTLP export (${S}s)"
+  on_runs+=("$(run "on-$r" on)")
+done
 
-sink=$({ grep -h 'kinesis sink stopped' "$work/on-public.log" "$work/on-internal.log" || true; } | python3 -c '
+sink=$({ cat "$work"/on-*-public.log "$work"/on-*-internal.log | grep -h 'kinesis sink stopped' || true; } | python3 -c '
 import json, sys
 t = {"sent": 0, "retried": 0, "dropped": 0}
 for line in sys.stdin:
@@ -164,15 +186,24 @@ for line in sys.stdin:
 print("sent={sent} retried={retried} dropped={dropped}".format(**t))')
 if [ "$KINESIS" = fake ]; then sink="$sink, endpoint received=$(cat "$work/fake-kinesis.count" 2>/dev/null || echo 0)"; fi
 
-python3 - "$off_rps" "$off_p99" "$off_err" "$on_rps" "$on_p99" "$on_err" "$sink" "$KINESIS" <<'PY'
-import sys
-off_rps, off_p99, off_err, on_rps, on_p99, on_err = map(float, sys.argv[1:7])
-ratio = on_rps / off_rps if off_rps else 0
-p99_ratio = off_p99 / on_p99 if on_p99 else 0
+python3 - "$KINESIS" "$sink" "${off_runs[*]}" "${on_runs[*]}" <<'PY'
+import statistics, sys
+kinesis, sink = sys.argv[1], sys.argv[2]
+def runs(arg):
+    v = [float(x) for x in arg.split()]
+    return [v[i:i + 4] for i in range(0, len(v), 4)]
+off, on = runs(sys.argv[3]), runs(sys.argv[4])
 print()
-print(f"{'run':<16}{'req/s':>10}{'p99 ms':>10}{'non-2xx':>10}")
-print(f"{'telemetry off':<16}{off_rps:>10.0f}{off_p99:>10.2f}{off_err:>10.0f}")
-print(f"{'telemetry on':<16}{on_rps:>10.0f}{on_p99:>10.2f}{on_err:>10.0f}")
-print(f"throughput ratio on/off: {ratio:.3f}   p99 ratio off/on: {p99_ratio:.3f}   (target >= 0.9)")
-print(f"kinesis sink ({sys.argv[8]}): {sys.argv[7]}")
+print(f"{'run':<16}{'req/s':>10}{'p99 ms':>10}{'non-2xx':>10}{'cinemo CPU us/req':>20}")
+for i, (a, b) in enumerate(zip(off, on), 1):
+    print(f"{'off, round %d' % i:<16}{a[0]:>10.0f}{a[1]:>10.2f}{a[2]:>10.0f}{a[3]:>20.1f}")
+    print(f"{'on,  round %d' % i:<16}{b[0]:>10.0f}{b[1]:>10.2f}{b[2]:>10.0f}{b[3]:>20.1f}")
+med = lambda rs, k: statistics.median(r[k] for r in rs)
+off_rps, on_rps, off_p99, on_p99 = med(off, 0), med(on, 0), med(off, 1), med(on, 1)
+off_cpu, on_cpu = med(off, 3), med(on, 3)
+print(f"{'median off':<16}{off_rps:>10.0f}{off_p99:>10.2f}{'':>10}{off_cpu:>20.1f}")
+print(f"{'median on':<16}{on_rps:>10.0f}{on_p99:>10.2f}{'':>10}{on_cpu:>20.1f}")
+print(f"throughput ratio on/off: {on_rps / off_rps:.3f}   p99 ratio off/on: {off_p99 / on_p99:.3f}   (target >= 0.9)")
+print(f"cinemo CPU per request, off/on: {off_cpu / on_cpu:.3f}   (the same ratio without the endpoint's share of the cores)")
+print(f"kinesis sink ({kinesis}, all rounds): {sink}")
 PY

@@ -162,8 +162,10 @@ impl InternalClient {
         mut req: reqwest::RequestBuilder,
     ) -> Result<(StatusCode, Bytes), InternalError> {
         let call = DependencyCall::start(names::PEER_INTERNAL, span.to_owned());
-        for (name, value) in call.propagation_headers() {
-            req = req.header(name, value);
+        let mut headers = reqwest::header::HeaderMap::new();
+        call.inject_headers(&mut headers);
+        if !headers.is_empty() {
+            req = req.headers(headers);
         }
         let result = async {
             let response = req.send().await.map_err(InternalError::from_reqwest)?;

@@ -3,7 +3,6 @@
 //! timeouts, so a missing collector costs requests nothing: the request path
 //! only records into in-memory aggregations and span queues.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -227,6 +226,19 @@ pub fn register_kinesis_gauges(
         .build();
 }
 
+struct HeaderInjector<'a>(&'a mut reqwest::header::HeaderMap);
+
+impl opentelemetry::propagation::Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            reqwest::header::HeaderName::from_bytes(key.as_bytes()),
+            reqwest::header::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
 struct HeaderExtractor<'a>(&'a HeaderMap);
 
 impl Extractor for HeaderExtractor<'_> {
@@ -259,7 +271,13 @@ pub async fn request_telemetry(
     let instruments = metrics();
     let route = req.match_pattern();
     let method = req.method().as_str().to_owned();
-    let parent = global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(req.headers())));
+    // Only W3C trace context is ever installed, so it is called directly:
+    // the global propagator sits behind a lock every request would take.
+    let parent = if req.headers().contains_key(TRACEPARENT_HEADER) {
+        TraceContextPropagator::new().extract(&HeaderExtractor(req.headers()))
+    } else {
+        Context::current()
+    };
     let mut attributes = vec![KeyValue::new(ATTR_HTTP_METHOD, method.clone())];
     if let Some(route) = &route {
         attributes.push(KeyValue::new(ATTR_HTTP_ROUTE, route.clone()));
@@ -338,12 +356,10 @@ impl DependencyCall {
         }
     }
 
-    /// The W3C headers (`traceparent`, `tracestate`) that make the callee's
-    /// span a child of this one.
-    pub fn propagation_headers(&self) -> HashMap<String, String> {
-        let mut headers = HashMap::new();
-        global::get_text_map_propagator(|p| p.inject_context(&self.cx, &mut headers));
-        headers
+    /// Adds the W3C headers (`traceparent`, `tracestate`) that make the
+    /// callee's span a child of this one.
+    pub fn inject_headers(&self, headers: &mut reqwest::header::HeaderMap) {
+        TraceContextPropagator::new().inject_context(&self.cx, &mut HeaderInjector(headers));
     }
 
     /// `outcome`: `success`, `fail` or `timeout`.
