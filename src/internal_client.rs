@@ -141,6 +141,19 @@ struct Created {
     id: String,
 }
 
+/// What the internal tier answered.
+struct Answer {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Bytes,
+}
+
+impl Answer {
+    fn parts(self) -> (StatusCode, Bytes) {
+        (self.status, self.body)
+    }
+}
+
 impl InternalClient {
     fn request(
         &self,
@@ -157,10 +170,7 @@ impl InternalClient {
 
     /// Sends with a client span (its `traceparent` goes along, so the
     /// internal tier's span joins the same trace) and a latency measurement.
-    async fn send(
-        span: &str,
-        mut req: reqwest::RequestBuilder,
-    ) -> Result<(StatusCode, Bytes), InternalError> {
+    async fn send(span: &str, mut req: reqwest::RequestBuilder) -> Result<Answer, InternalError> {
         let call = DependencyCall::start(names::PEER_INTERNAL, span.to_owned());
         let mut headers = reqwest::header::HeaderMap::new();
         call.inject_headers(&mut headers);
@@ -168,17 +178,23 @@ impl InternalClient {
             req = req.headers(headers);
         }
         let result = async {
-            let response = req.send().await.map_err(InternalError::from_reqwest)?;
+            let mut response = req.send().await.map_err(InternalError::from_reqwest)?;
             let status = response.status();
+            // Moved out, not cloned: most callers never look at them.
+            let headers = std::mem::take(response.headers_mut());
             let body = response
                 .bytes()
                 .await
                 .map_err(InternalError::from_reqwest)?;
-            Ok((status, body))
+            Ok(Answer {
+                status,
+                headers,
+                body,
+            })
         }
         .await;
         call.finish(match &result {
-            Ok((status, _)) if !status.is_server_error() => names::OUTCOME_SUCCESS,
+            Ok(answer) if !answer.status.is_server_error() => names::OUTCOME_SUCCESS,
             Err(InternalError::Timeout) => names::OUTCOME_TIMEOUT,
             _ => names::OUTCOME_FAIL,
         });
@@ -197,7 +213,7 @@ impl InternalClient {
         trace: Option<&TraceToken>,
     ) -> Result<Option<Bytes>, InternalError> {
         let req = self.request(reqwest::Method::GET, &format!("/api/cache/{id}"), trace);
-        match Self::send("GET /api/cache/{id}", req).await? {
+        match Self::send("GET /api/cache/{id}", req).await?.parts() {
             (StatusCode::OK, body) => Ok(Some(body)),
             (StatusCode::NOT_FOUND, _) => Ok(None),
             (status, body) => Err(Self::unexpected(status, &body)),
@@ -214,7 +230,7 @@ impl InternalClient {
             .request(reqwest::Method::POST, "/api/cache", trace)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(document);
-        match Self::send("POST /api/cache", req).await? {
+        match Self::send("POST /api/cache", req).await?.parts() {
             (StatusCode::OK, body) => {
                 let created: Created = serde_json::from_slice(&body)
                     .map_err(|e| InternalError::BadResponse(e.to_string()))?;
@@ -245,16 +261,15 @@ impl InternalClient {
                 .header("Idempotency-Key", key)
                 .header("Idempotency-Fingerprint", fingerprint);
         }
-        let response = req.send().await.map_err(InternalError::from_reqwest)?;
-        let replayed = response.headers().contains_key("idempotent-replayed");
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(InternalError::from_reqwest)?;
+        let Answer {
+            status,
+            headers,
+            body,
+        } = Self::send("POST /api/cache/batch", req).await?;
         if status != StatusCode::OK {
             return Err(Self::unexpected(status, &body));
         }
+        let replayed = headers.contains_key("idempotent-replayed");
         let created: BatchCreated =
             serde_json::from_slice(&body).map_err(|e| InternalError::BadResponse(e.to_string()))?;
         let ids = created
@@ -284,6 +299,7 @@ impl InternalClient {
             self.request(reqwest::Method::GET, &path, trace),
         )
         .await?
+        .parts()
         {
             (StatusCode::OK, body) => Ok(body),
             (status, body) => Err(Self::unexpected(status, &body)),
@@ -297,7 +313,7 @@ impl InternalClient {
         trace: Option<&TraceToken>,
     ) -> Result<bool, InternalError> {
         let req = self.request(reqwest::Method::DELETE, &format!("/api/cache/{id}"), trace);
-        match Self::send("DELETE /api/cache/{id}", req).await? {
+        match Self::send("DELETE /api/cache/{id}", req).await?.parts() {
             (StatusCode::NO_CONTENT, _) => Ok(true),
             (StatusCode::NOT_FOUND, _) => Ok(false),
             (status, body) => Err(Self::unexpected(status, &body)),
@@ -311,6 +327,7 @@ impl InternalClient {
             self.request(reqwest::Method::GET, "/api/health/live", None),
         )
         .await?
+        .parts()
         {
             (StatusCode::OK, _) => Ok(()),
             (status, body) => Err(Self::unexpected(status, &body)),

@@ -182,6 +182,13 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
+    let batch = http
+        .post(format!("{base}/api/customers/batch"))
+        .json(&serde_json::json!([{"name": "Ada"}, {"name": "Alan"}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(batch.status(), 200);
 
     // Shutdown flushes both providers: no waiting for an export period.
     public.stop().await;
@@ -268,7 +275,17 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
         "a raw path leaked into http.route"
     );
 
-    // Dependencies: public -> internal (3 calls), internal -> storage.
+    assert_eq!(
+        got.histogram("public", d, &route("/api/customers/batch", "POST", "200")),
+        1
+    );
+    assert_eq!(
+        got.histogram("internal", d, &route("/api/cache/batch", "POST", "200")),
+        1
+    );
+
+    // Dependencies: public -> internal (4 calls, the batch's included),
+    // internal -> storage (one operation each).
     let dep = "cinemo.dependency.duration";
     assert_eq!(
         got.histogram(
@@ -276,7 +293,7 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
             dep,
             &[("peer", "internal"), ("outcome", "success")]
         ),
-        3
+        4
     );
     assert_eq!(
         got.histogram(
@@ -284,7 +301,7 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
             dep,
             &[("peer", "storage"), ("outcome", "success")]
         ),
-        3
+        4
     );
 
     // One read is one trace across both tiers.
