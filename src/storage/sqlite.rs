@@ -81,14 +81,14 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 }
 
 fn classify_read(e: rusqlite::Error) -> StoreError {
-    match e.sqlite_error_code() {
-        Some(
-            rusqlite::ErrorCode::DatabaseBusy
-            | rusqlite::ErrorCode::DatabaseLocked
-            | rusqlite::ErrorCode::CannotOpen
-            | rusqlite::ErrorCode::SystemIoFailure,
-        ) => StoreError::Unavailable(e.to_string()),
-        _ => StoreError::Other(e.into()),
+    let unreachable = matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::SystemIoFailure)
+    );
+    if is_busy(&e) || unreachable {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Other(e.into())
     }
 }
 
@@ -103,6 +103,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_millis(settings.timeout_ms))
             .foreign_keys(true);
+        // The file sqlx opens, for the read connections.
+        let path = options.get_filename().to_path_buf();
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(Duration::from_millis(settings.connect_timeout_ms))
@@ -117,19 +119,12 @@ impl SqliteStore {
         // reads stay on the pool there.
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let readers = (!in_memory).then(|| Readers {
-            path: options_path(url),
+            path,
             busy_timeout: Duration::from_millis(settings.timeout_ms),
             conns: ThreadLocal::new(),
         });
         Ok(SqliteStore { pool, readers })
     }
-}
-
-/// The file sqlx opened for `url` (the same parsing, so both agree).
-fn options_path(url: &str) -> PathBuf {
-    SqliteConnectOptions::from_str(url)
-        .map(|o| o.get_filename().to_path_buf())
-        .unwrap_or_default()
 }
 
 /// Rows per multi-row INSERT: 3 parameters a row stays far below SQLite's
