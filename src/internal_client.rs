@@ -171,7 +171,7 @@ impl InternalClient {
     /// Sends with a client span (its `traceparent` goes along, so the
     /// internal tier's span joins the same trace) and a latency measurement.
     async fn send(span: &str, mut req: reqwest::RequestBuilder) -> Result<Answer, InternalError> {
-        let call = DependencyCall::start(names::PEER_INTERNAL, span.to_owned());
+        let call = DependencyCall::start(names::PEER_INTERNAL, || span.to_owned());
         let mut headers = reqwest::header::HeaderMap::new();
         call.inject_headers(&mut headers);
         if !headers.is_empty() {

@@ -52,7 +52,9 @@ fn trace_of(req: &HttpRequest) -> Option<TraceToken> {
 const STORAGE_DOWN: ApiError = ApiError::new(StatusCode::GATEWAY_TIMEOUT, "MongoDB not connected");
 
 fn storage_error(state: &InternalState, trace: Option<&TraceToken>, e: StoreError) -> ApiError {
-    state.diagnostics.log(trace, format!("storage failed: {e}"));
+    state
+        .diagnostics
+        .log(trace, format_args!("storage failed: {e}"));
     match e {
         StoreError::Unavailable(cause) => {
             tracing::warn!(backend = state.store.backend(), %cause, "storage unavailable");
@@ -106,13 +108,15 @@ pub(crate) async fn read(
     };
     match state.store.get(&id).await {
         Ok(Some(doc)) => {
-            state.diagnostics.log(trace.as_ref(), format!("read {id}"));
+            state
+                .diagnostics
+                .log(trace.as_ref(), format_args!("read {id}"));
             Ok(json(StatusCode::OK, doc.to_json_with_id(&id)))
         }
         Ok(None) => {
             state
                 .diagnostics
-                .log(trace.as_ref(), format!("read {id}: not found"));
+                .log(trace.as_ref(), format_args!("read {id}: not found"));
             Err(ApiError::not_found("cacheId not found"))
         }
         Err(e) => Err(storage_error(&state, trace.as_ref(), e)),
@@ -146,7 +150,7 @@ pub(crate) async fn create(
     let doc = Document::parse(&body).map_err(|e| {
         state
             .diagnostics
-            .log(trace.as_ref(), format!("create rejected: {e}"));
+            .log(trace.as_ref(), format_args!("create rejected: {e}"));
         match e {
             DocumentError::NotAnObject => ApiError::bad_request("missing body"),
             DocumentError::HasId => document_error(None, e),
@@ -160,7 +164,7 @@ pub(crate) async fn create(
         .map_err(|e| storage_error(&state, trace.as_ref(), e))?;
     state
         .diagnostics
-        .log(trace.as_ref(), format!("stored {id}"));
+        .log(trace.as_ref(), format_args!("stored {id}"));
     let body =
         serde_json::to_string(&Created { id: id.as_str() }).map_err(|e| ApiError::internal(&e))?;
     Ok(json(StatusCode::OK, body))
@@ -213,9 +217,10 @@ async fn create_batch(
         .await
         .map_err(|e| ApiError::internal(&e))?;
     let items = parsed.inspect_err(|e| {
-        state
-            .diagnostics
-            .log(trace.as_ref(), format!("batch rejected: {}", e.message()));
+        state.diagnostics.log(
+            trace.as_ref(),
+            format_args!("batch rejected: {}", e.message()),
+        );
     })?;
     let key = match batch::idempotency_header(&req, IDEMPOTENCY_KEY)? {
         None => None,
@@ -244,7 +249,7 @@ async fn create_batch(
     let replayed = matches!(outcome, BatchOutcome::Replayed(_));
     state.diagnostics.log(
         trace.as_ref(),
-        format!(
+        format_args!(
             "batch of {} {}",
             outcome.ids().len(),
             if replayed { "replayed" } else { "stored" }
@@ -314,7 +319,7 @@ async fn delete(
         Ok(true) => {
             state
                 .diagnostics
-                .log(trace.as_ref(), format!("deleted {id}"));
+                .log(trace.as_ref(), format_args!("deleted {id}"));
             Ok(HttpResponse::NoContent().finish())
         }
         Ok(false) => Err(ApiError::not_found("cacheId not found")),

@@ -63,7 +63,9 @@ fn upstream_error(
     e: InternalError,
 ) -> ApiError {
     tracing::warn!(error = %e, "{what} failed at the internal tier");
-    state.diagnostics.log(trace, format!("{what} failed: {e}"));
+    state
+        .diagnostics
+        .log(trace, format_args!("{what} failed: {e}"));
     match e {
         InternalError::Timeout => {
             ApiError::new(StatusCode::GATEWAY_TIMEOUT, "internal service timed out")
@@ -143,18 +145,20 @@ async fn read_inner(
             .log(trace, "read customer rejected: malformed customerId");
         return Err(ApiError::bad_request("malformed customerId"));
     };
-    state
-        .diagnostics
-        .log(trace, format!("reading customer {id}"));
+    // One frame per outcome, none before the call: every call ends (within
+    // the internal timeout) in exactly one of the frames below, which says
+    // what happened and why.
     match state.internal.get_cache(&id, trace).await {
         Ok(Some(body)) => {
-            state.diagnostics.log(trace, format!("read customer {id}"));
+            state
+                .diagnostics
+                .log(trace, format_args!("read customer {id}"));
             Ok(json(StatusCode::OK, body))
         }
         Ok(None) => {
             state
                 .diagnostics
-                .log(trace, format!("customer {id} not found"));
+                .log(trace, format_args!("customer {id} not found"));
             Err(ApiError::not_found("cacheId not found"))
         }
         Err(e) => Err(upstream_error(state, trace, "read customer", e)),
@@ -226,10 +230,9 @@ async fn create_inner(
         .map_err(|reason| {
             state
                 .diagnostics
-                .log(trace, format!("create customer rejected: {reason}"));
+                .log(trace, format_args!("create customer rejected: {reason}"));
             ApiError::bad_request(reason)
         })?;
-    state.diagnostics.log(trace, "creating customer");
     let document = CustomerDocument {
         name: name.as_str(),
         date_created: now_ms(),
@@ -242,7 +245,7 @@ async fn create_inner(
         .map_err(|e| upstream_error(state, trace, "create customer", e))?;
     state
         .diagnostics
-        .log(trace, format!("created customer {id}"));
+        .log(trace, format_args!("created customer {id}"));
     let body = serde_json::to_string(&Created {
         customer_id: id.as_str(),
     })
@@ -314,7 +317,7 @@ async fn create_batch(
     let (documents, fp) = built.inspect_err(|e| {
         state
             .diagnostics
-            .log(trace, format!("batch rejected: {}", e.message()));
+            .log(trace, format_args!("batch rejected: {}", e.message()));
     })?;
     let key = match (key, fp) {
         (Some(k), Some(fp)) => Some(IdempotencyKey::parse(&k, fp).ok_or(ApiError::bad_request(
@@ -322,9 +325,6 @@ async fn create_batch(
         ))?),
         _ => None,
     };
-    state
-        .diagnostics
-        .log(trace, "creating a batch of customers");
     let idempotency = key.as_ref().map(|k| (k.key(), k.fingerprint()));
     let (ids, replayed) = state
         .internal
@@ -350,7 +350,7 @@ async fn create_batch(
         })?;
     state
         .diagnostics
-        .log(trace, format!("created {} customers", ids.len()));
+        .log(trace, format_args!("created {} customers", ids.len()));
     let body = serde_json::to_string(&BatchCreated {
         customer_ids: ids.iter().map(DocId::as_str).collect(),
     })

@@ -48,10 +48,9 @@ impl Timed {
         op: &str,
         fut: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        let call = DependencyCall::start(
-            names::PEER_STORAGE,
-            format!("{} {op}", self.inner.backend()),
-        );
+        let call = DependencyCall::start(names::PEER_STORAGE, || {
+            format!("{} {op}", self.inner.backend())
+        });
         let (result, outcome) = match tokio::time::timeout(deadline, fut).await {
             Ok(Ok(v)) => (Ok(v), names::OUTCOME_SUCCESS),
             Ok(Err(e)) => (Err(e), names::OUTCOME_FAIL),

@@ -3,11 +3,13 @@
 //! fails a request: frames go into a bounded queue that a background sink
 //! drains; when the queue is full the frame is dropped and counted.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::VecDeque;
+use std::fmt::Display;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use crate::domain::TraceToken;
 
@@ -51,11 +53,105 @@ pub fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
+/// The bounded queue between request handlers and the Kinesis sink.
+///
+/// A channel would wake the sink for every frame: one cross-thread wake-up
+/// (an eventfd write and a context switch) per frame, five frames per
+/// traced read, which cost more than everything else telemetry does. The
+/// sink only needs to hear two things: the queue stopped being empty (so it
+/// can start its flush timer) and a whole batch is waiting. Producers
+/// notify on exactly those two transitions; in between a push is a short
+/// uncontended lock.
+pub struct FrameQueue {
+    frames: Mutex<VecDeque<Frame>>,
+    /// `frames.len()`, readable without the lock.
+    len: AtomicUsize,
+    capacity: usize,
+    batch: usize,
+    wake: Notify,
+}
+
+impl FrameQueue {
+    /// Holds at most `capacity` frames; wakes the consumer when it stops
+    /// being empty and when it reaches `batch` frames (or is full, when
+    /// that comes first).
+    pub fn new(capacity: usize, batch: usize) -> Self {
+        let capacity = capacity.max(1);
+        FrameQueue {
+            frames: Mutex::new(VecDeque::new()),
+            len: AtomicUsize::new(0),
+            capacity,
+            batch: batch.clamp(1, capacity),
+            wake: Notify::new(),
+        }
+    }
+
+    /// The length at which the consumer is woken to send a batch.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Queues `frame`, or gives it back when the queue is full.
+    pub fn push(&self, frame: Frame) -> Result<(), Frame> {
+        let len = {
+            let mut frames = self.lock();
+            if frames.len() >= self.capacity {
+                return Err(frame);
+            }
+            frames.push_back(frame);
+            self.len.store(frames.len(), Ordering::Relaxed);
+            frames.len()
+        };
+        if len == 1 || len == self.batch {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Frames queued now (a snapshot).
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True when a push would be refused: lets producers skip building a
+    /// frame that would only be dropped.
+    pub fn is_full(&self) -> bool {
+        self.len() >= self.capacity
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Moves up to `max` frames, oldest first, into `out`.
+    pub fn take(&self, max: usize, out: &mut Vec<Frame>) {
+        let mut frames = self.lock();
+        let n = max.min(frames.len());
+        out.extend(frames.drain(..n));
+        self.len.store(frames.len(), Ordering::Relaxed);
+    }
+
+    /// Resolves after a producer's notification (possibly one given before
+    /// the call): the consumer re-reads `len()` after every wake-up.
+    pub async fn notified(&self) {
+        self.wake.notified().await
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Frame>> {
+        // A producer cannot panic while holding the lock; recover anyway.
+        self.frames.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// Cheap to clone; one per tier.
 #[derive(Clone)]
 pub struct Diagnostics {
     app_id: &'static str,
-    tx: Option<mpsc::Sender<Frame>>,
+    queue: Option<Arc<FrameQueue>>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -64,16 +160,16 @@ impl Diagnostics {
     pub fn disabled(app_id: &'static str) -> Self {
         Diagnostics {
             app_id,
-            tx: None,
+            queue: None,
             dropped: Arc::default(),
         }
     }
 
-    /// Frames go to `tx`; `dropped` counts those the full queue refused.
-    pub fn new(app_id: &'static str, tx: mpsc::Sender<Frame>, dropped: Arc<AtomicU64>) -> Self {
+    /// Frames go to `queue`; `dropped` counts those the full queue refused.
+    pub fn new(app_id: &'static str, queue: Arc<FrameQueue>, dropped: Arc<AtomicU64>) -> Self {
         Diagnostics {
             app_id,
-            tx: Some(tx),
+            queue: Some(queue),
             dropped,
         }
     }
@@ -93,26 +189,37 @@ impl Diagnostics {
         }));
     }
 
-    /// A log frame, only when the request carried a trace token.
-    pub fn log(&self, trace: Option<&TraceToken>, message: impl Into<String>) {
-        if let Some(trace) = trace {
-            self.emit(Frame::Logs(LogFrame {
-                app_id: self.app_id,
-                trace_id: trace.as_str().to_owned(),
-                message: message.into(),
-                timestamp: now_ms(),
-            }));
+    /// A log frame, only when the request carried a trace token. Pass
+    /// `format_args!(..)` rather than `format!(..)`: the text is only
+    /// built when the frame is going to be queued.
+    pub fn log(&self, trace: Option<&TraceToken>, message: impl Display) {
+        let (Some(trace), Some(queue)) = (trace, &self.queue) else {
+            return;
+        };
+        if queue.is_full() {
+            self.count_drop();
+            return;
         }
+        self.emit(Frame::Logs(LogFrame {
+            app_id: self.app_id,
+            trace_id: trace.as_str().to_owned(),
+            message: message.to_string(),
+            timestamp: now_ms(),
+        }));
     }
 
     fn emit(&self, frame: Frame) {
-        if let Some(tx) = &self.tx
-            && tx.try_send(frame).is_err()
+        if let Some(queue) = &self.queue
+            && queue.push(frame).is_err()
         {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            // The `<env>-kinesis-dropped` alarm reads this counter.
-            super::otel::metrics().kinesis_records(super::names::RESULT_DROPPED, 1);
+            self.count_drop();
         }
+    }
+
+    fn count_drop(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        // The `<env>-kinesis-dropped` alarm reads this counter.
+        super::otel::metrics().kinesis_records(super::names::RESULT_DROPPED, 1);
     }
 }
 
@@ -146,16 +253,52 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_and_counts() {
-        let (tx, mut rx) = mpsc::channel(1);
+        let queue = Arc::new(FrameQueue::new(2, 500));
         let dropped = Arc::new(AtomicU64::new(0));
-        let d = Diagnostics::new("cinemo-public", tx, dropped.clone());
+        let d = Diagnostics::new("cinemo-public", queue.clone(), dropped.clone());
+        let token = TraceToken::parse("t1").unwrap();
         d.metric("a");
-        d.metric("b");
         d.log(None, "not traced");
-        assert_eq!(dropped.load(Ordering::Relaxed), 1);
+        d.log(Some(&token), format_args!("traced {}", 1));
+        d.metric("b");
+        d.log(Some(&token), "no room");
+        assert_eq!(dropped.load(Ordering::Relaxed), 2);
+        let mut out = Vec::new();
+        queue.take(10, &mut out);
+        assert!(queue.is_empty());
         assert!(matches!(
-            rx.try_recv(),
-            Ok(Frame::Metrics(MetricFrame { name: "a", .. }))
+            &out[..],
+            [
+                Frame::Metrics(MetricFrame { name: "a", .. }),
+                Frame::Logs(LogFrame { message, .. }),
+            ] if message == "traced 1"
         ));
+    }
+
+    #[test]
+    fn the_queue_wakes_its_consumer_when_it_stops_being_empty_and_at_a_batch() {
+        let queue = FrameQueue::new(100, 3);
+        let frame = || {
+            Frame::Metrics(MetricFrame {
+                app_id: "cinemo-public",
+                name: "a",
+                count: 1,
+                timestamp: 0,
+            })
+        };
+        // Ready at once only when a notification is waiting.
+        let woken = |q: &FrameQueue| futures_util::FutureExt::now_or_never(q.notified()).is_some();
+        assert!(!woken(&queue), "nothing queued yet");
+        queue.push(frame()).unwrap();
+        assert!(woken(&queue), "first frame");
+        queue.push(frame()).unwrap();
+        assert!(!woken(&queue), "second frame: no wake-up");
+        queue.push(frame()).unwrap();
+        assert!(woken(&queue), "a whole batch");
+        let mut out = Vec::new();
+        queue.take(2, &mut out);
+        assert_eq!((out.len(), queue.len()), (2, 1));
+        // A queue smaller than a batch wakes its consumer when full.
+        assert_eq!(FrameQueue::new(2, 500).batch(), 2);
     }
 }

@@ -6,7 +6,9 @@
 //! The queue between request handlers and this task *is* the bounded
 //! buffer: while Kinesis is slow or down this task sits in its backoff, the
 //! queue fills, and `Diagnostics::emit` drops and counts what does not fit.
-//! Requests never wait for Kinesis.
+//! Requests never wait for Kinesis. The task is woken only when the queue
+//! stops being empty (to start the flush timer) and when a whole batch is
+//! queued, not once per frame (see `FrameQueue`).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,12 +25,11 @@ use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use backon::{BackoffBuilder, ExponentialBuilder};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::diagnostics::{Diagnostics, Frame};
+use super::diagnostics::{Diagnostics, Frame, FrameQueue};
 use super::names;
 use super::otel;
 use crate::settings::KinesisSettings;
@@ -107,7 +108,7 @@ struct Tuning {
 
 /// The running sink; `diagnostics()` hands out the producer side.
 pub struct KinesisSink {
-    tx: mpsc::Sender<Frame>,
+    queue: Arc<FrameQueue>,
     stats: Arc<SinkStats>,
     stop: CancellationToken,
     deadline: Arc<Mutex<Option<Instant>>>,
@@ -130,15 +131,19 @@ impl KinesisSink {
             flush_interval: Duration::from_millis(settings.flush_interval_ms.max(1)),
             max_backoff: Duration::from_millis(settings.max_backoff_ms.max(1)),
         };
-        let (tx, rx) = mpsc::channel(settings.buffer_capacity.max(1));
+        let queue = Arc::new(FrameQueue::new(
+            settings.buffer_capacity.max(1),
+            tuning.batch_max_records,
+        ));
         let stats = Arc::new(SinkStats::default());
         let stop = CancellationToken::new();
         let deadline = Arc::new(Mutex::new(None));
-        otel::register_kinesis_gauges(stats.clone(), tx.clone());
+        otel::register_kinesis_gauges(stats.clone(), queue.clone());
         let worker = Worker {
             client,
             tuning,
-            rx,
+            queue: queue.clone(),
+            taken: Vec::new(),
             stats: stats.clone(),
             stop: stop.clone(),
             pending: VecDeque::new(),
@@ -153,7 +158,7 @@ impl KinesisSink {
             "kinesis sink started"
         );
         Ok(KinesisSink {
-            tx,
+            queue,
             stats,
             stop,
             deadline,
@@ -163,7 +168,7 @@ impl KinesisSink {
 
     /// The producer handle for one tier's frames.
     pub fn diagnostics(&self, app_id: &'static str) -> Diagnostics {
-        Diagnostics::new(app_id, self.tx.clone(), self.stats.dropped.clone())
+        Diagnostics::new(app_id, self.queue.clone(), self.stats.dropped.clone())
     }
 
     pub fn stats(&self) -> Arc<SinkStats> {
@@ -210,7 +215,9 @@ async fn client(settings: &KinesisSettings) -> Client {
 struct Worker {
     client: Client,
     tuning: Tuning,
-    rx: mpsc::Receiver<Frame>,
+    queue: Arc<FrameQueue>,
+    /// Reused buffer for frames taken off the queue.
+    taken: Vec<Frame>,
     stats: Arc<SinkStats>,
     stop: CancellationToken,
     /// Taken off the queue, waiting for the next batch.
@@ -229,54 +236,54 @@ enum Sent {
 
 impl Worker {
     async fn run(mut self, deadline: Arc<Mutex<Option<Instant>>>) {
+        // When the oldest frame not yet sent must go, full batch or not.
         let mut flush_at: Option<Instant> = None;
         loop {
+            let ready = self.pending.len() + self.queue.len();
+            let due = flush_at.is_some_and(|at| at <= Instant::now());
+            if ready >= self.queue.batch() || self.batch_full() || (ready > 0 && due) {
+                self.take_queued();
+                if let Sent::Interrupted = self.send_next_batch(false).await {
+                    break;
+                }
+                // What is left (or arrives next) gets a fresh interval.
+                flush_at = None;
+                continue;
+            }
+            if ready == 0 {
+                flush_at = None;
+            } else if flush_at.is_none() {
+                flush_at = Some(Instant::now() + self.tuning.flush_interval);
+            }
             let wait_flush = async {
                 match flush_at {
                     Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
             };
+            // Every wake-up only leads back to the checks above.
             tokio::select! {
                 biased;
                 _ = self.stop.cancelled() => break,
-                frame = self.rx.recv() => {
-                    let Some(frame) = frame else { break };
-                    self.push(frame);
-                    // Take whatever else is already queued without waiting.
-                    while self.pending.len() < self.tuning.batch_max_records {
-                        match self.rx.try_recv() {
-                            Ok(frame) => self.push(frame),
-                            Err(_) => break,
-                        }
-                    }
-                    if self.batch_full() {
-                        if let Sent::Interrupted = self.send_next_batch(false).await {
-                            break;
-                        }
-                        flush_at = if self.pending.is_empty() {
-                            None
-                        } else if self.batch_full() {
-                            Some(Instant::now())
-                        } else {
-                            Some(Instant::now() + self.tuning.flush_interval)
-                        };
-                    } else if flush_at.is_none() {
-                        flush_at = Some(Instant::now() + self.tuning.flush_interval);
-                    }
-                }
-                _ = wait_flush => {
-                    flush_at = None;
-                    if let Sent::Interrupted = self.send_next_batch(false).await {
-                        break;
-                    }
-                    if !self.pending.is_empty() {
-                        flush_at = Some(Instant::now());
-                    }
-                }
+                _ = self.queue.notified() => {}
+                _ = wait_flush => {}
             }
         }
         self.final_flush(deadline).await;
+    }
+
+    /// Moves queued frames into `pending`, up to one batch.
+    fn take_queued(&mut self) {
+        let room = self
+            .tuning
+            .batch_max_records
+            .saturating_sub(self.pending.len());
+        let mut taken = std::mem::take(&mut self.taken);
+        self.queue.take(room, &mut taken);
+        for frame in taken.drain(..) {
+            self.push(frame);
+        }
+        self.taken = taken;
     }
 
     fn push(&mut self, frame: Frame) {
@@ -286,7 +293,7 @@ impl Worker {
             // A random key per record spreads load over every shard; the
             // frames carry their own timestamps, so order across shards
             // does not matter to readers.
-            None => format!("{:032x}", rand::random::<u128>()),
+            None => format!("{:016x}", rand::random::<u64>()),
         };
         let record = Record { data, key };
         if record.size() > MAX_BYTES_PER_RECORD {
@@ -455,7 +462,9 @@ impl Worker {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(5));
-        while let Ok(frame) = self.rx.try_recv() {
+        let mut taken = std::mem::take(&mut self.taken);
+        self.queue.take(usize::MAX, &mut taken);
+        for frame in taken.drain(..) {
             self.push(frame);
         }
         let flushed = tokio::time::timeout_at(deadline, async {

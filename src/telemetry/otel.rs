@@ -6,6 +6,9 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use super::names::*;
+use crate::build_info;
+use crate::settings::Settings;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::HeaderMap;
@@ -23,12 +26,6 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider,
 };
-use tokio::sync::mpsc;
-
-use super::Frame;
-use super::names::*;
-use crate::build_info;
-use crate::settings::Settings;
 
 /// Keeps the providers so shutdown can flush them.
 pub struct OtelGuard {
@@ -212,14 +209,14 @@ impl Instruments {
 /// `cinemo.kinesis.buffered`: frames queued plus frames the sink holds.
 pub fn register_kinesis_gauges(
     stats: std::sync::Arc<super::kinesis_sink::SinkStats>,
-    probe: mpsc::Sender<Frame>,
+    queue: std::sync::Arc<super::diagnostics::FrameQueue>,
 ) {
     let meter = global::meter(METER_NAME);
     // The meter keeps the callback registered; the handle is not needed.
     let _gauge = meter
         .u64_observable_gauge(METRIC_KINESIS_BUFFERED)
         .with_callback(move |observer| {
-            let queued = probe.max_capacity().saturating_sub(probe.capacity()) as u64;
+            let queued = queue.len() as u64;
             let held = stats.in_flight.load(std::sync::atomic::Ordering::Relaxed);
             observer.observe(queued + held, &[]);
         })
@@ -270,7 +267,7 @@ pub async fn request_telemetry(
     let start = Instant::now();
     let instruments = metrics();
     let route = req.match_pattern();
-    let method = req.method().as_str().to_owned();
+    let method = method_name(req.method());
     // Only W3C trace context is ever installed, so it is called directly:
     // the global propagator sits behind a lock every request would take.
     let parent = if req.headers().contains_key(TRACEPARENT_HEADER) {
@@ -278,32 +275,28 @@ pub async fn request_telemetry(
     } else {
         Context::current()
     };
-    let mut attributes = vec![KeyValue::new(ATTR_HTTP_METHOD, method.clone())];
-    if let Some(route) = &route {
-        attributes.push(KeyValue::new(ATTR_HTTP_ROUTE, route.clone()));
-    }
-    if let Some(token) = req
-        .headers()
-        .get(TRACE_HEADER)
-        .and_then(|v| v.to_str().ok())
-    {
-        let token: String = token
-            .chars()
-            .take(crate::domain::TraceToken::MAX_LEN)
-            .collect();
-        attributes.push(KeyValue::new(SPAN_ATTR_X_TRACE, token));
-    }
-    let name = match &route {
-        Some(route) => format!("{method} {route}"),
-        None => method.clone(),
-    };
-    let span = instruments
-        .tracer
-        .span_builder(name)
-        .with_kind(SpanKind::Server)
-        .with_attributes(attributes)
-        .start_with_context(&instruments.tracer, &parent);
-    let cx = parent.with_span(span);
+    let cx = start_span(&parent, SpanKind::Server, |span| {
+        let mut attributes = vec![KeyValue::new(ATTR_HTTP_METHOD, method.clone())];
+        if let Some(route) = &route {
+            attributes.push(KeyValue::new(ATTR_HTTP_ROUTE, route.clone()));
+        }
+        if let Some(token) = req
+            .headers()
+            .get(TRACE_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            let token: String = token
+                .chars()
+                .take(crate::domain::TraceToken::MAX_LEN)
+                .collect();
+            attributes.push(KeyValue::new(SPAN_ATTR_X_TRACE, token));
+        }
+        span.update_name(match &route {
+            Some(route) => format!("{method} {route}"),
+            None => method.to_string(),
+        });
+        span.set_attributes(attributes);
+    });
 
     let result = next.call(req).with_context(cx.clone()).await;
 
@@ -312,23 +305,67 @@ pub async fn request_telemetry(
         Err(e) => e.as_response_error().status_code().as_u16(),
     };
     let span = cx.span();
-    span.set_attribute(KeyValue::new(ATTR_HTTP_STATUS, i64::from(status)));
-    if status >= 500 {
-        span.set_status(Status::error(format!("HTTP {status}")));
+    if span.is_recording() {
+        span.set_attribute(KeyValue::new(ATTR_HTTP_STATUS, i64::from(status)));
+        if status >= 500 {
+            span.set_status(Status::error(format!("HTTP {status}")));
+        }
     }
     span.end();
-    let mut labels = vec![
-        KeyValue::new(ATTR_HTTP_METHOD, method),
-        KeyValue::new(ATTR_HTTP_STATUS, i64::from(status)),
-    ];
-    if let Some(route) = route {
-        labels.push(KeyValue::new(ATTR_HTTP_ROUTE, route));
+    let elapsed = start.elapsed().as_secs_f64();
+    let method = KeyValue::new(ATTR_HTTP_METHOD, method);
+    let status = KeyValue::new(ATTR_HTTP_STATUS, i64::from(status));
+    match route {
+        Some(route) => instruments.http_duration.record(
+            elapsed,
+            &[method, status, KeyValue::new(ATTR_HTTP_ROUTE, route)],
+        ),
+        None => instruments.http_duration.record(elapsed, &[method, status]),
     }
-    instruments
-        .http_duration
-        .record(start.elapsed().as_secs_f64(), &labels);
     result
 }
+
+/// The method as a `'static` attribute value (no allocation) for the
+/// standard methods; others keep their own spelling.
+fn method_name(method: &actix_web::http::Method) -> opentelemetry::StringValue {
+    use actix_web::http::Method;
+    let name = match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => return method.as_str().to_owned().into(),
+    };
+    name.into()
+}
+
+/// Starts a span under `parent`. Its name and attributes are only built
+/// (by `describe`) when the sampler kept it: with the default ratio most
+/// spans are not recorded, and building names and attribute lists for them
+/// was most of what tracing cost a request.
+fn start_span(
+    parent: &Context,
+    kind: SpanKind,
+    describe: impl FnOnce(&opentelemetry::trace::SpanRef<'_>),
+) -> Context {
+    let tracer = &metrics().tracer;
+    let span = tracer
+        .span_builder(UNNAMED_SPAN)
+        .with_kind(kind)
+        .start_with_context(tracer, parent);
+    let cx = parent.with_span(span);
+    let span = cx.span();
+    if span.is_recording() {
+        describe(&span);
+    }
+    cx
+}
+
+/// The placeholder name of a span until `start_span` names it.
+const UNNAMED_SPAN: &str = "cinemo";
 
 /// A client span and a `cinemo.dependency.duration` measurement for one
 /// call to the internal tier or to storage.
@@ -339,18 +376,15 @@ pub struct DependencyCall {
 }
 
 impl DependencyCall {
-    /// A child of the current request's span (set by `request_telemetry`).
-    pub fn start(peer: &'static str, name: String) -> Self {
-        let instruments = metrics();
-        let parent = Context::current();
-        let span = instruments
-            .tracer
-            .span_builder(name)
-            .with_kind(SpanKind::Client)
-            .with_attributes([KeyValue::new(ATTR_PEER, peer)])
-            .start_with_context(&instruments.tracer, &parent);
+    /// A child of the current request's span (set by `request_telemetry`);
+    /// `name` is only called when the span is sampled.
+    pub fn start(peer: &'static str, name: impl FnOnce() -> String) -> Self {
+        let cx = start_span(&Context::current(), SpanKind::Client, |span| {
+            span.update_name(name());
+            span.set_attribute(KeyValue::new(ATTR_PEER, peer));
+        });
         DependencyCall {
-            cx: parent.with_span(span),
+            cx,
             peer,
             start: Instant::now(),
         }
@@ -365,9 +399,11 @@ impl DependencyCall {
     /// `outcome`: `success`, `fail` or `timeout`.
     pub fn finish(self, outcome: &'static str) {
         let span = self.cx.span();
-        span.set_attribute(KeyValue::new(ATTR_OUTCOME, outcome));
-        if outcome != OUTCOME_SUCCESS {
-            span.set_status(Status::error(outcome));
+        if span.is_recording() {
+            span.set_attribute(KeyValue::new(ATTR_OUTCOME, outcome));
+            if outcome != OUTCOME_SUCCESS {
+                span.set_status(Status::error(outcome));
+            }
         }
         span.end();
         metrics().dependency_duration.record(
