@@ -59,8 +59,9 @@ case "$KINESIS" in
     ;;
   fake)
     python3 - "$pk" "$work/fake-kinesis.count" >"$work/fake-kinesis.log" 2>&1 <<'PY' &
-import json, sys, threading
+import sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+OK_RESULT = b'{"SequenceNumber":"1","ShardId":"shardId-000000000000"}'
 received = 0
 lock = threading.Lock()
 class H(BaseHTTPRequestHandler):
@@ -68,12 +69,16 @@ class H(BaseHTTPRequestHandler):
     def do_POST(self):
         global received
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
-        n = len(json.loads(body).get("Records", [])) if body else 0
+        # Counted without parsing: every record has exactly one
+        # PartitionKey, and frames cannot contain that quoted name (their
+        # data is base64). Parsing 36,000 records/s in Python took a
+        # quarter of a core from the servers it shares the machine with.
+        n = body.count(b'"PartitionKey"')
         with lock:
             received += n
             open(sys.argv[2], "w").write(str(received))
-        out = json.dumps({"FailedRecordCount": 0, "Records": [
-            {"SequenceNumber": str(i), "ShardId": "shardId-000000000000"} for i in range(n)]}).encode()
+        out = (b'{"FailedRecordCount":0,"Records":['
+               + b",".join([OK_RESULT] * n) + b"]}")
         self.send_response(200)
         self.send_header("content-type", "application/x-amz-json-1.1")
         self.send_header("content-length", str(len(out)))
