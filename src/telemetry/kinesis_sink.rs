@@ -25,7 +25,7 @@ use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use backon::{BackoffBuilder, ExponentialBuilder};
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -112,12 +112,14 @@ pub struct KinesisSink {
     stats: Arc<SinkStats>,
     stop: CancellationToken,
     deadline: Arc<Mutex<Option<Instant>>>,
-    task: JoinHandle<()>,
+    /// Resolves when the sink's thread has finished its final flush.
+    done: oneshot::Receiver<()>,
 }
 
 impl KinesisSink {
     /// Builds the client (standard AWS credential chain) and starts the task
-    /// on the current runtime.
+    /// on a thread of its own (a single-threaded runtime at a lower CPU
+    /// priority, see `EXPORT_THREAD_NICE`).
     pub async fn start(settings: &KinesisSettings) -> anyhow::Result<Self> {
         let stream = settings
             .stream_name
@@ -150,7 +152,20 @@ impl KinesisSink {
             pending_bytes: 0,
             in_flight: Vec::new(),
         };
-        let task = tokio::spawn(worker.run(deadline.clone()));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("building the Kinesis sink's runtime")?;
+        let (done_tx, done) = oneshot::channel();
+        let run = worker.run(deadline.clone());
+        std::thread::Builder::new()
+            .name("cinemo-kinesis".into())
+            .spawn(move || {
+                super::lower_thread_priority(super::EXPORT_THREAD_NICE);
+                runtime.block_on(run);
+                let _ = done_tx.send(());
+            })
+            .context("starting the Kinesis sink thread")?;
         tracing::info!(
             target: "cinemo::kinesis",
             stream = %settings.stream_name.as_deref().unwrap_or_default(),
@@ -162,7 +177,7 @@ impl KinesisSink {
             stats,
             stop,
             deadline,
-            task,
+            done,
         })
     }
 
@@ -182,7 +197,7 @@ impl KinesisSink {
         self.stop.cancel();
         // The task bounds itself by the deadline; the grace only covers its
         // bookkeeping.
-        let _ = tokio::time::timeout_at(deadline + Duration::from_millis(500), self.task).await;
+        let _ = tokio::time::timeout_at(deadline + Duration::from_millis(500), self.done).await;
     }
 }
 

@@ -36,7 +36,25 @@ pub struct OtelGuard {
 /// Installs the global propagator always (so `traceparent` is honoured and
 /// forwarded even with export off) and, when `otlp.enabled`, the exporting
 /// meter and tracer providers. Must run before the first `metrics()` call.
+///
+/// The SDK starts its export threads (batch span processor, periodic metric
+/// reader, the HTTP client's runtime) while the providers are built, and a
+/// new thread starts with its creator's nice value: building them on a
+/// thread of lowered priority puts all of them at `EXPORT_THREAD_NICE`.
 pub fn init(settings: &Settings) -> anyhow::Result<Option<OtelGuard>> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("otel-init".into())
+            .spawn_scoped(scope, || {
+                super::lower_thread_priority(super::EXPORT_THREAD_NICE);
+                init_providers(settings)
+            })?
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("OpenTelemetry set-up panicked")))
+    })
+}
+
+fn init_providers(settings: &Settings) -> anyhow::Result<Option<OtelGuard>> {
     global::set_text_map_propagator(TraceContextPropagator::new());
     if !settings.otlp.enabled {
         return Ok(None);

@@ -124,6 +124,11 @@ impl Cinemo {
         self.public.as_deref().or(self.internal.as_deref()).unwrap()
     }
 
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn log(&self) -> String {
         self.lines.lock().unwrap().join("\n")
     }

@@ -450,3 +450,59 @@ async fn shutdown_with_kinesis_down_ends_on_time_and_counts_what_it_drops() {
         "the stop line names the last error: {stopped}"
     );
 }
+
+/// `(thread name, nice value)` of every thread of process `pid` (Linux).
+fn thread_priorities(pid: u32) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc") {
+        let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap_or_default();
+        // "tid (name) state ppid ...": the name may hold spaces; the nice
+        // value is field 19, the 17th after the name.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let nice = stat[close + 1..]
+            .split_whitespace()
+            .nth(16)
+            .and_then(|n| n.parse().ok());
+        if let Some(nice) = nice {
+            out.push((stat[open + 1..close].to_owned(), nice));
+        }
+    }
+    out
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_threads_yield_to_the_request_threads() {
+    // Nothing listens on port 9: export only has to be switched on.
+    let mut env = sink_env("http://127.0.0.1:9");
+    env.extend([
+        ("CINEMO__OTLP__ENABLED", "true".into()),
+        ("CINEMO__OTLP__ENDPOINT", "http://127.0.0.1:9".into()),
+    ]);
+    let mut app = Cinemo::spawn("all", &env).await;
+    let threads = thread_priorities(app.pid().expect("running"));
+    app.stop().await;
+    let nice_of = |prefix: &str| -> Vec<i64> {
+        threads
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(_, nice)| *nice)
+            .collect()
+    };
+    // The request threads keep the default priority...
+    let workers = nice_of("actix-rt");
+    assert!(
+        !workers.is_empty() && workers.iter().all(|n| *n == 0),
+        "{threads:?}"
+    );
+    // ...and every thread that exports telemetry runs below it.
+    for exporter in ["cinemo-kinesis", "OpenTelemetry"] {
+        let nice = nice_of(exporter);
+        assert!(
+            !nice.is_empty() && nice.iter().all(|n| *n == 10),
+            "{exporter}: {threads:?}"
+        );
+    }
+}
