@@ -122,6 +122,24 @@ wait_port() {
 
 # start_moto: a moto server on a free loopback port; exports AWS_ENDPOINT_URL
 # and dummy credentials for everything started after it.
+# wrk_summary FILE: the figures of one `wrk --latency` run, as
+# "rps p50_ms p99_ms non2xx requests" (the benchmarks under bench/).
+wrk_summary() {
+  python3 - "$1" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+def ms(label):
+    m = re.search(r"^\s*%s\s+([\d.]+)(us|ms|s)\s*$" % label, text, re.M)
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+total = int(re.search(r"(\d+) requests in", text).group(1))
+non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+errors = int(non2xx.group(1)) if non2xx else 0
+print(f"{rps:.0f} {ms('50%'):.2f} {ms('99%'):.2f} {errors} {total}")
+PY
+}
+
 start_moto() {
   ensure_venv
   local port; port=$(free_port)

@@ -56,18 +56,7 @@ LUA
 run_wrk() {
   local out; out=$(wrk -t2 -c"${4:-64}" -d"${S}s" --latency ${3:+-s "$3"} "$2")
   echo "$out" >"$work/$1.wrk"
-  python3 - "$work/$1.wrk" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-def ms(label):
-    m = re.search(r"^\s*%s\s+([\d.]+)(us|ms|s)\s*$" % label, text, re.M)
-    v, unit = float(m.group(1)), m.group(2)
-    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-errors = int(non2xx.group(1)) if non2xx else 0
-print(f"{rps:.0f} {ms('50%'):.2f} {ms('99%'):.2f} {errors}")
-PY
+  wrk_summary "$work/$1.wrk" | cut -d' ' -f1-4
 }
 
 log "single-hop ceiling (${S}s)"; read -r c_rps c_p50 c_p99 c_err < <(run_wrk ceiling "http://127.0.0.1:$pc/")

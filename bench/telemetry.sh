@@ -157,18 +157,9 @@ run() {
   cpu_after=$(cpu_ticks $ppid $ipid)
   kill -TERM $ppid; wait $ppid || true
   kill -TERM $ipid; wait $ipid || true
-  python3 - "$work/$name.wrk" "$((cpu_after - cpu_before))" "$(getconf CLK_TCK)" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-ticks, hz = int(sys.argv[2]), int(sys.argv[3])
-total = int(re.search(r"(\d+) requests in", text).group(1))
-m = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
-v, unit = float(m.group(1)), m.group(2)
-p99 = v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-print(f"{rps:.0f} {p99:.2f} {int(non2xx.group(1)) if non2xx else 0} {ticks / hz / total * 1e6:.1f}")
-PY
+  local rps p50 p99 non2xx total
+  read -r rps p50 p99 non2xx total < <(wrk_summary "$work/$name.wrk")
+  python3 -c "print(f'$rps $p99 $non2xx {$((cpu_after - cpu_before)) / $(getconf CLK_TCK) / $total * 1e6:.1f}')"
 }
 
 # Off and on alternate, ROUNDS times each, and the medians are compared: on

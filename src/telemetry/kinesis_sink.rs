@@ -317,7 +317,6 @@ impl Worker {
                 format!("dropped a {} byte frame", record.size()),
             );
             self.stats.drop_records(1);
-            otel::metrics().kinesis_records(names::RESULT_DROPPED, 1);
             return;
         }
         self.pending_bytes += record.size();
@@ -370,7 +369,6 @@ impl Worker {
             }
             let n = self.in_flight.len() as u64;
             self.stats.retried.fetch_add(n, Ordering::Relaxed);
-            otel::metrics().kinesis_records(names::RESULT_RETRIED, n);
         }
         Sent::Done
     }
@@ -450,10 +448,8 @@ impl Worker {
         self.stats
             .in_flight
             .fetch_sub(total - retry.len() as u64, Ordering::Relaxed);
-        otel::metrics().kinesis_records(names::RESULT_SENT, sent);
         if dropped > 0 {
             self.stats.drop_records(dropped as usize);
-            otel::metrics().kinesis_records(names::RESULT_DROPPED, dropped);
         }
         if retry.is_empty() {
             self.stats.clear_error();
@@ -466,7 +462,6 @@ impl Worker {
         self.stats.set_error(code, text);
         self.stats.drop_records(n);
         self.stats.in_flight.fetch_sub(n as u64, Ordering::Relaxed);
-        otel::metrics().kinesis_records(names::RESULT_DROPPED, n as u64);
         self.in_flight.clear();
     }
 
@@ -494,7 +489,6 @@ impl Worker {
             self.stats
                 .in_flight
                 .fetch_sub(left as u64, Ordering::Relaxed);
-            otel::metrics().kinesis_records(names::RESULT_DROPPED, left as u64);
             tracing::warn!(target: "cinemo::kinesis", left, "shutdown deadline reached with frames unsent");
         }
         let last_error = self

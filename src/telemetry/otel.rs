@@ -164,7 +164,6 @@ pub struct Instruments {
     customer_read: Counter<u64>,
     http_duration: Histogram<f64>,
     dependency_duration: Histogram<f64>,
-    kinesis_records: Counter<u64>,
     kinesis_errors: Counter<u64>,
 }
 
@@ -190,7 +189,6 @@ pub fn metrics() -> &'static Instruments {
             customer_read: meter.u64_counter(METRIC_CUSTOMER_READ).build(),
             http_duration: histogram(METRIC_HTTP_SERVER_DURATION),
             dependency_duration: histogram(METRIC_DEPENDENCY_DURATION),
-            kinesis_records: meter.u64_counter(METRIC_KINESIS_RECORDS).build(),
             kinesis_errors: meter.u64_counter(METRIC_KINESIS_ERRORS).build(),
         }
     })
@@ -211,26 +209,40 @@ impl Instruments {
         counter.add(1, &[KeyValue::new(ATTR_OUTCOME, outcome)]);
     }
 
-    pub fn kinesis_records(&self, result: &'static str, n: u64) {
-        if n > 0 {
-            self.kinesis_records
-                .add(n, &[KeyValue::new(ATTR_RESULT, result)]);
-        }
-    }
-
     pub fn kinesis_error(&self, code: &str) {
         self.kinesis_errors
             .add(1, &[KeyValue::new(ATTR_ERROR_TYPE, code.to_owned())]);
     }
 }
 
-/// `cinemo.kinesis.buffered`: frames queued plus frames the sink holds.
+/// The sink's own metrics, read from its counters when metrics are
+/// exported, so the request path pays one atomic add per dropped frame and
+/// nothing per frame sent:
+/// - `cinemo.kinesis.records{result=sent|retried|dropped}`, a monotonic sum
+///   (exported as deltas like every other counter);
+/// - `cinemo.kinesis.buffered`: frames queued plus frames the sink holds.
 pub fn register_kinesis_gauges(
     stats: std::sync::Arc<super::kinesis_sink::SinkStats>,
     queue: std::sync::Arc<super::diagnostics::FrameQueue>,
 ) {
     let meter = global::meter(METER_NAME);
-    // The meter keeps the callback registered; the handle is not needed.
+    let counts = stats.clone();
+    // The meter keeps the callbacks registered; the handles are not needed.
+    let _records = meter
+        .u64_observable_counter(METRIC_KINESIS_RECORDS)
+        .with_callback(move |observer| {
+            for (result, count) in [
+                (RESULT_SENT, &counts.sent),
+                (RESULT_RETRIED, &counts.retried),
+                (RESULT_DROPPED, counts.dropped.as_ref()),
+            ] {
+                observer.observe(
+                    count.load(std::sync::atomic::Ordering::Relaxed),
+                    &[KeyValue::new(ATTR_RESULT, result)],
+                );
+            }
+        })
+        .build();
     let _gauge = meter
         .u64_observable_gauge(METRIC_KINESIS_BUFFERED)
         .with_callback(move |observer| {

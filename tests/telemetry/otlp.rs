@@ -100,8 +100,8 @@ fn matches(have: &Attrs, want: &[(&str, &str)]) -> bool {
 const SERVER: i32 = 2;
 const CLIENT: i32 = 3;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
+/// An OTLP/HTTP receiver that keeps everything it is sent.
+async fn otlp_receiver() -> (FakeServer, Arc<Mutex<Received>>) {
     let received: Arc<Mutex<Received>> = Arc::default();
     let r = received.clone();
     let receiver = FakeServer::start(move |req| {
@@ -142,6 +142,12 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
         }
     })
     .await;
+    (receiver, received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
+    let (receiver, received) = otlp_receiver().await;
     // No new trace is sampled: only the read that arrives with a sampled
     // `traceparent` may leave spans, in both tiers.
     let otlp = vec![
@@ -384,5 +390,68 @@ async fn a_hanging_collector_costs_requests_nothing() {
         t.elapsed() < std::time::Duration::from_secs(6),
         "stop took {:?}",
         t.elapsed()
+    );
+}
+
+/// `cinemo.kinesis.records` is read from the sink's own counts at export:
+/// what the duty manager's dropped-frames alarm sees must be exactly what
+/// the sink did (its stop line), every frame sent or dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kinesis_sink_exports_its_own_counts() {
+    let (receiver, received) = otlp_receiver().await;
+    // A PutRecords endpoint that stores nothing and fails nothing.
+    let kinesis = FakeServer::start(|req| {
+        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+        let n = body["Records"].as_array().map_or(0, Vec::len);
+        let results: Vec<_> = (1..=n)
+            .map(|i| serde_json::json!({"SequenceNumber": i.to_string(), "ShardId": "shardId-000000000000"}))
+            .collect();
+        Response {
+            status: 200,
+            content_type: "application/x-amz-json-1.1",
+            body: serde_json::to_vec(&serde_json::json!({"FailedRecordCount": 0, "Records": results}))
+                .unwrap(),
+        }
+    })
+    .await;
+    let env = vec![
+        ("CINEMO__OTLP__ENABLED", "true".to_owned()),
+        ("CINEMO__OTLP__ENDPOINT", receiver.endpoint()),
+        ("CINEMO__OTLP__TRACE_SAMPLE_RATIO", "0".to_owned()),
+        ("CINEMO__KINESIS__ENDPOINT", kinesis.endpoint()),
+        ("CINEMO__KINESIS__REGION", "us-east-1".to_owned()),
+        (
+            "CINEMO__KINESIS__STREAM_NAME",
+            "cinemo-diagnostics".to_owned(),
+        ),
+        // Small enough that concurrent requests overflow it.
+        ("CINEMO__KINESIS__BUFFER_CAPACITY", "2".to_owned()),
+    ];
+    let mut app = Cinemo::spawn("all", &env).await;
+    let base = app.url().to_owned();
+    let http = reqwest::Client::new();
+    let creates = (0..20).map(|i| {
+        http.post(format!("{base}/api/customers"))
+            .header("X-Trace", format!("t-{i}"))
+            .json(&serde_json::json!({"name": "Ada"}))
+            .send()
+    });
+    for r in futures_util::future::join_all(creates).await {
+        assert_eq!(r.unwrap().status(), 200);
+    }
+    app.stop().await;
+
+    let stop = app.log_events("kinesis sink stopped");
+    assert_eq!(stop.len(), 1, "{}", app.log());
+    let count = |k: &str| stop[0][k].as_i64().unwrap();
+    let (sent, retried, dropped) = (count("sent"), count("retried"), count("dropped"));
+    // Per traced create: two metric frames, one log frame per tier.
+    assert_eq!(sent + dropped, 20 * 4, "{}", app.log());
+    assert!(sent > 0);
+    let got = received.lock().unwrap();
+    let records = |result| got.counter("all", "cinemo.kinesis.records", &[("result", result)]);
+    assert_eq!(
+        (records("sent"), records("retried"), records("dropped")),
+        (sent, retried, dropped)
     );
 }
