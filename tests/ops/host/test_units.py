@@ -52,6 +52,20 @@ def test_cinemo_waits_for_the_ssm_bootstrap(cinemo, repo):
     assert "cinemo.service" in boot["Unit"]["Before"][0].split()
 
 
+def test_cinemo_may_lower_its_export_threads_priority_and_nothing_more(cinemo):
+    """setpriority is in @resources, which the filter denies; cinemo needs it
+    (telemetry export threads at nice 10). Filters apply in order, so it must
+    be allowed again after the deny list, and with no capabilities it can
+    only ever lower a priority."""
+    s = cinemo["Service"]
+    filters = s["SystemCallFilter"]
+    deny = next(i for i, f in enumerate(filters) if f.startswith("~") and "@resources" in f.split())
+    allowed_after = [i for i, f in enumerate(filters) if f.split() == ["setpriority"]]
+    assert allowed_after and allowed_after[0] > deny, filters
+    assert s["CapabilityBoundingSet"] == [""]
+    assert s["NoNewPrivileges"] == ["yes"]
+
+
 def test_collector_reads_the_dimensions_from_the_host(repo):
     col = unit(repo, "otelcol-contrib.service")["Service"]
     assert "-/etc/cinemo/cinemo.env" in col["EnvironmentFile"]
