@@ -1,13 +1,29 @@
 //! The public tier's client for the internal tier: pooled keep-alive
 //! connections, a connect timeout, a whole-request deadline, and no retries
-//! (a create is not idempotent, so it is never sent twice).
+//! of a request that reached the wire (a create is not idempotent, so it is
+//! never sent twice).
+//!
+//! Built on hyper's connection-level HTTP/1.1 API rather than a
+//! general-purpose client: every call goes to one fixed origin, so the URL
+//! parsing, redirect and retry layers, shared pool lock and connector a
+//! general client runs per request were a third of the public tier's own
+//! CPU on a read (docs/performance.md). Each actix worker has its own
+//! client and pool; a connection is driven by a task on that worker's
+//! thread, so no request crosses threads.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
-use reqwest::StatusCode;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
 use serde::Deserialize;
 
 use crate::domain::{DocId, TraceToken};
@@ -15,43 +31,110 @@ use crate::settings::PublicSettings;
 use crate::telemetry::names::{self, TRACE_HEADER};
 use crate::telemetry::otel::DependencyCall;
 
+/// A pooled connection unused for this long is closed rather than reused:
+/// below the internal tier's keep-alive (`http.keep_alive_secs`, 75 s), so
+/// the client, not the server, ends idle connections and a request never
+/// races the server's close.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+
+const USER_AGENT_VALUE: &str = concat!("cinemo-public/", env!("CARGO_PKG_VERSION"));
+
 /// Everything needed to build a client; built once per actix worker so each
-/// worker's connections stay on its own runtime.
+/// worker's connections stay on its own thread.
 #[derive(Clone)]
 pub struct InternalClientConfig {
-    base: String,
+    shared: Arc<Shared>,
+    /// Swaps the certificate and CA inside `tls` (every worker's client shares them).
+    tls_reloader: Option<Arc<crate::tls::Reloader>>,
+}
+
+/// What every worker's client shares.
+struct Shared {
+    /// `host:port` to connect to.
+    host: String,
+    port: u16,
+    /// The `Host` header: the URL's authority.
+    authority: HeaderValue,
+    /// Mutual TLS to the internal tier (only the private CA is trusted);
+    /// None: plain HTTP, allowed only where the settings allow it.
+    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
     connect_timeout: Duration,
     timeout: Duration,
     /// Batch calls carry up to `batch.max_items` documents: their own deadline.
     batch_timeout: Duration,
     pool_max_idle: usize,
-    /// Mutual TLS to the internal tier (only the private CA is trusted);
-    /// None: plain HTTP, allowed only where the settings allow it.
-    tls: Option<rustls::ClientConfig>,
-    /// Swaps the certificate and CA inside `tls` (every worker's client shares them).
-    tls_reloader: Option<Arc<crate::tls::Reloader>>,
 }
 
 impl InternalClientConfig {
     pub fn new(settings: &PublicSettings, base_url: &str) -> anyhow::Result<Self> {
         let (tls, tls_reloader) = crate::tls::internal_client(&settings.internal_tls)?.unzip();
-        let config = InternalClientConfig {
-            base: base_url.trim_end_matches('/').to_owned(),
-            connect_timeout: Duration::from_millis(settings.internal_connect_timeout_ms),
-            timeout: Duration::from_millis(settings.internal_timeout_ms),
-            batch_timeout: Duration::from_millis(settings.internal_timeout_ms),
-            pool_max_idle: settings.internal_pool_max_idle,
-            tls,
-            tls_reloader: tls_reloader.map(Arc::new),
+        let url = reqwest::Url::parse(base_url)
+            .with_context(|| format!("the internal tier's URL {base_url:?} is not a URL"))?;
+        let https = match url.scheme() {
+            "http" => false,
+            "https" => true,
+            other => anyhow::bail!("the internal tier's URL must be http or https, not {other}"),
         };
-        config
-            .build()
-            .context("building the client for the internal tier")?;
-        Ok(config)
+        // The scheme decides, as it always has: the settings insist on
+        // https:// wherever public.internal_tls is set (except `all` mode
+        // over a plain loopback listener), and the internal tier is only
+        // ever verified against the private CA, never the web PKI.
+        let tls = match (https, tls) {
+            (true, None) => anyhow::bail!(
+                "the internal tier's URL {base_url} is https://, so public.internal_tls.ca_file \
+                 must be set: the internal tier is verified against the private CA only"
+            ),
+            (true, tls) => tls,
+            (false, _) => None,
+        };
+        if !matches!(url.path(), "" | "/") || url.query().is_some() {
+            anyhow::bail!("the internal tier's URL {base_url} must not have a path or query");
+        }
+        let host = url
+            .host_str()
+            .context("the internal tier's URL has no host")?
+            // `[::1]` in a URL is `::1` to the resolver and to TLS.
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = url
+            .port_or_known_default()
+            .context("the internal tier's URL has no port")?;
+        let authority = match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+            None => url.host_str().unwrap_or_default().to_owned(),
+        };
+        let tls = match tls {
+            Some(mut config) => {
+                // This client speaks HTTP/1.1 only; say so in the handshake.
+                config.alpn_protocols = vec![b"http/1.1".to_vec()];
+                let name = ServerName::try_from(host.clone())
+                    .with_context(|| format!("{host:?} is not a TLS server name"))?;
+                Some((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
+            }
+            None => None,
+        };
+        Ok(InternalClientConfig {
+            shared: Arc::new(Shared {
+                host,
+                port,
+                authority: HeaderValue::from_str(&authority)
+                    .context("the internal tier's URL is not a valid Host header")?,
+                tls,
+                connect_timeout: Duration::from_millis(settings.internal_connect_timeout_ms),
+                timeout: Duration::from_millis(settings.internal_timeout_ms),
+                batch_timeout: Duration::from_millis(settings.internal_timeout_ms),
+                pool_max_idle: settings.internal_pool_max_idle,
+            }),
+            tls_reloader: tls_reloader.map(Arc::new),
+        })
     }
 
     pub fn with_batch_timeout(mut self, timeout: Duration) -> Self {
-        self.batch_timeout = timeout;
+        // Only called while building, before any worker holds a clone.
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.batch_timeout = timeout;
+        }
         self
     }
 
@@ -60,37 +143,30 @@ impl InternalClientConfig {
     }
 
     pub fn timeout(&self) -> Duration {
-        self.timeout
+        self.shared.timeout
     }
 
-    pub fn build(&self) -> anyhow::Result<InternalClient> {
-        let mut builder = reqwest::Client::builder();
-        if let Some(tls) = &self.tls {
-            builder = builder.tls_backend_preconfigured(tls.clone());
+    /// One worker's client. It must be used on the thread of the actix
+    /// worker that built it (its connections are driven there).
+    pub fn build(&self) -> InternalClient {
+        InternalClient {
+            shared: self.shared.clone(),
+            idle: Rc::new(RefCell::new(Vec::new())),
         }
-        let http = builder
-            .connect_timeout(self.connect_timeout)
-            .timeout(self.timeout)
-            .pool_max_idle_per_host(self.pool_max_idle)
-            .pool_idle_timeout(Duration::from_secs(50))
-            .tcp_nodelay(true)
-            .http1_only()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("cinemo-public/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(InternalClient {
-            http,
-            base: self.base.clone(),
-            batch_timeout: self.batch_timeout,
-        })
     }
 }
 
+/// One actix worker's client (cheap to clone; clones share the pool).
 #[derive(Clone)]
 pub struct InternalClient {
-    http: reqwest::Client,
-    base: String,
-    batch_timeout: Duration,
+    shared: Arc<Shared>,
+    /// Idle keep-alive connections, most recently used last.
+    idle: Rc<RefCell<Vec<Idle>>>,
+}
+
+struct Idle {
+    sender: SendRequest<Full<Bytes>>,
+    since: Instant,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,15 +183,12 @@ pub enum InternalError {
 }
 
 impl InternalError {
-    fn from_reqwest(e: reqwest::Error) -> Self {
-        if e.is_timeout() {
-            InternalError::Timeout
-        } else if e.is_connect() {
-            InternalError::Unreachable(error_chain(&e))
-        } else if e.is_decode() || e.is_body() {
-            InternalError::BadResponse(error_chain(&e))
+    /// An error of the exchange itself (after connecting).
+    fn from_hyper(e: &hyper::Error) -> Self {
+        if e.is_parse() || e.is_parse_status() {
+            InternalError::BadResponse(error_chain(e))
         } else {
-            InternalError::Unreachable(error_chain(&e))
+            InternalError::Unreachable(error_chain(e))
         }
     }
 }
@@ -144,7 +217,7 @@ struct Created {
 /// What the internal tier answered.
 struct Answer {
     status: StatusCode,
-    headers: reqwest::header::HeaderMap,
+    headers: HeaderMap,
     body: Bytes,
 }
 
@@ -154,51 +227,148 @@ impl Answer {
     }
 }
 
+/// A request on its way: built by the callers below, sent by `send`.
+struct Call {
+    request: Request<Full<Bytes>>,
+    timeout: Duration,
+}
+
 impl InternalClient {
-    fn request(
+    fn request(&self, method: Method, path: &str, trace: Option<&TraceToken>) -> Call {
+        self.request_with_body(method, path, trace, Bytes::new())
+    }
+
+    fn request_with_body(
         &self,
-        method: reqwest::Method,
+        method: Method,
         path: &str,
         trace: Option<&TraceToken>,
-    ) -> reqwest::RequestBuilder {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(trace) = trace {
-            req = req.header(TRACE_HEADER, trace.as_str());
+        body: impl Into<Bytes>,
+    ) -> Call {
+        let mut request = Request::new(Full::new(body.into()));
+        *request.method_mut() = method;
+        // Every path below is built from typed ids and numbers.
+        *request.uri_mut() = path.parse().unwrap_or_default();
+        let headers = request.headers_mut();
+        headers.insert(HOST, self.shared.authority.clone());
+        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        if let Some(trace) = trace
+            && let Ok(value) = HeaderValue::from_str(trace.as_str())
+        {
+            headers.insert(HeaderName::from_static(TRACE_HEADER), value);
         }
-        req
+        Call {
+            request,
+            timeout: self.shared.timeout,
+        }
     }
 
     /// Sends with a client span (its `traceparent` goes along, so the
     /// internal tier's span joins the same trace) and a latency measurement.
-    async fn send(span: &str, mut req: reqwest::RequestBuilder) -> Result<Answer, InternalError> {
-        let call = DependencyCall::start(names::PEER_INTERNAL, || span.to_owned());
-        let mut headers = reqwest::header::HeaderMap::new();
-        call.inject_headers(&mut headers);
-        if !headers.is_empty() {
-            req = req.headers(headers);
-        }
-        let result = async {
-            let mut response = req.send().await.map_err(InternalError::from_reqwest)?;
-            let status = response.status();
-            // Moved out, not cloned: most callers never look at them.
-            let headers = std::mem::take(response.headers_mut());
-            let body = response
-                .bytes()
-                .await
-                .map_err(InternalError::from_reqwest)?;
-            Ok(Answer {
-                status,
-                headers,
-                body,
-            })
-        }
-        .await;
-        call.finish(match &result {
+    async fn send(&self, span: &str, mut call: Call) -> Result<Answer, InternalError> {
+        let measured = DependencyCall::start(names::PEER_INTERNAL, || span.to_owned());
+        measured.inject_headers(call.request.headers_mut());
+        let result = tokio::time::timeout(call.timeout, self.exchange(call.request))
+            .await
+            .unwrap_or(Err(InternalError::Timeout));
+        measured.finish(match &result {
             Ok(answer) if !answer.status.is_server_error() => names::OUTCOME_SUCCESS,
             Err(InternalError::Timeout) => names::OUTCOME_TIMEOUT,
             _ => names::OUTCOME_FAIL,
         });
         result
+    }
+
+    /// One request and its whole answer, on a pooled connection or a new
+    /// one. A pooled connection can turn out closed (the internal tier
+    /// restarted, or closed it idle) before the request is written: hyper
+    /// then hands the request back and it goes on the next connection. Once
+    /// a request has been written it is never sent again.
+    async fn exchange(&self, mut request: Request<Full<Bytes>>) -> Result<Answer, InternalError> {
+        loop {
+            let (mut sender, pooled) = match self.checkout().await {
+                Some(sender) => (sender, true),
+                None => (self.connect().await?, false),
+            };
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    let (parts, body) = response.into_parts();
+                    let body = body
+                        .collect()
+                        .await
+                        .map_err(|e| InternalError::BadResponse(error_chain(&e)))?
+                        .to_bytes();
+                    self.checkin(sender);
+                    return Ok(Answer {
+                        status: parts.status,
+                        headers: parts.headers,
+                        body,
+                    });
+                }
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if pooled => request = unsent,
+                    _ => return Err(InternalError::from_hyper(e.error())),
+                },
+            }
+        }
+    }
+
+    /// The most recently used live connection, waiting (briefly) for it to
+    /// finish its previous exchange; None when the pool has none left.
+    async fn checkout(&self) -> Option<SendRequest<Full<Bytes>>> {
+        loop {
+            let Idle { mut sender, since } = self.idle.borrow_mut().pop()?;
+            if sender.is_closed() || since.elapsed() >= POOL_IDLE_TIMEOUT {
+                continue;
+            }
+            if sender.ready().await.is_ok() {
+                return Some(sender);
+            }
+        }
+    }
+
+    fn checkin(&self, sender: SendRequest<Full<Bytes>>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.borrow_mut();
+        if idle.len() < self.shared.pool_max_idle {
+            idle.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// A new connection (TCP, then TLS when configured, then the HTTP/1.1
+    /// handshake) within the connect timeout. A connect that times out is a
+    /// timeout (504), like a request that does; a refused one is not.
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, InternalError> {
+        let shared = &self.shared;
+        let connecting = async {
+            let tcp = tokio::net::TcpStream::connect((shared.host.as_str(), shared.port))
+                .await
+                .map_err(|e| {
+                    InternalError::Unreachable(format!(
+                        "connecting to {}:{}: {e}",
+                        shared.host, shared.port
+                    ))
+                })?;
+            // Requests go out whole in one write; Nagle would only delay them.
+            let _ = tcp.set_nodelay(true);
+            match &shared.tls {
+                Some((connector, name)) => {
+                    let tls = connector.connect(name.clone(), tcp).await.map_err(|e| {
+                        InternalError::Unreachable(format!("TLS handshake: {}", error_chain(&e)))
+                    })?;
+                    handshake(tls).await
+                }
+                None => handshake(tcp).await,
+            }
+        };
+        tokio::time::timeout(shared.connect_timeout, connecting)
+            .await
+            .unwrap_or(Err(InternalError::Timeout))
     }
 
     fn unexpected(status: StatusCode, body: &[u8]) -> InternalError {
@@ -212,8 +382,8 @@ impl InternalClient {
         id: &DocId,
         trace: Option<&TraceToken>,
     ) -> Result<Option<Bytes>, InternalError> {
-        let req = self.request(reqwest::Method::GET, &format!("/api/cache/{id}"), trace);
-        match Self::send("GET /api/cache/{id}", req).await?.parts() {
+        let call = self.request(Method::GET, &format!("/api/cache/{id}"), trace);
+        match self.send("GET /api/cache/{id}", call).await?.parts() {
             (StatusCode::OK, body) => Ok(Some(body)),
             (StatusCode::NOT_FOUND, _) => Ok(None),
             (status, body) => Err(Self::unexpected(status, &body)),
@@ -226,11 +396,11 @@ impl InternalClient {
         document: String,
         trace: Option<&TraceToken>,
     ) -> Result<DocId, InternalError> {
-        let req = self
-            .request(reqwest::Method::POST, "/api/cache", trace)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(document);
-        match Self::send("POST /api/cache", req).await?.parts() {
+        let mut call = self.request_with_body(Method::POST, "/api/cache", trace, document);
+        call.request
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        match self.send("POST /api/cache", call).await?.parts() {
             (StatusCode::OK, body) => {
                 let created: Created = serde_json::from_slice(&body)
                     .map_err(|e| InternalError::BadResponse(e.to_string()))?;
@@ -251,21 +421,28 @@ impl InternalClient {
         idempotency: Option<(&str, &str)>,
         trace: Option<&TraceToken>,
     ) -> Result<(Vec<DocId>, bool), InternalError> {
-        let mut req = self
-            .request(reqwest::Method::POST, "/api/cache/batch", trace)
-            .timeout(self.batch_timeout)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(documents);
+        let mut call = self.request_with_body(Method::POST, "/api/cache/batch", trace, documents);
+        call.timeout = self.shared.batch_timeout;
+        let headers = call.request.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some((key, fingerprint)) = idempotency {
-            req = req
-                .header("Idempotency-Key", key)
-                .header("Idempotency-Fingerprint", fingerprint);
+            // Both were checked to be printable ASCII by IdempotencyKey.
+            if let (Ok(key), Ok(fingerprint)) = (
+                HeaderValue::from_str(key),
+                HeaderValue::from_str(fingerprint),
+            ) {
+                headers.insert(HeaderName::from_static("idempotency-key"), key);
+                headers.insert(
+                    HeaderName::from_static("idempotency-fingerprint"),
+                    fingerprint,
+                );
+            }
         }
         let Answer {
             status,
             headers,
             body,
-        } = Self::send("POST /api/cache/batch", req).await?;
+        } = self.send("POST /api/cache/batch", call).await?;
         if status != StatusCode::OK {
             return Err(Self::unexpected(status, &body));
         }
@@ -294,13 +471,8 @@ impl InternalClient {
             Some(after) => format!("/api/cache?limit={limit}&after={after}"),
             None => format!("/api/cache?limit={limit}"),
         };
-        match Self::send(
-            "GET /api/cache",
-            self.request(reqwest::Method::GET, &path, trace),
-        )
-        .await?
-        .parts()
-        {
+        let call = self.request(Method::GET, &path, trace);
+        match self.send("GET /api/cache", call).await?.parts() {
             (StatusCode::OK, body) => Ok(body),
             (status, body) => Err(Self::unexpected(status, &body)),
         }
@@ -312,8 +484,8 @@ impl InternalClient {
         id: &DocId,
         trace: Option<&TraceToken>,
     ) -> Result<bool, InternalError> {
-        let req = self.request(reqwest::Method::DELETE, &format!("/api/cache/{id}"), trace);
-        match Self::send("DELETE /api/cache/{id}", req).await?.parts() {
+        let call = self.request(Method::DELETE, &format!("/api/cache/{id}"), trace);
+        match self.send("DELETE /api/cache/{id}", call).await?.parts() {
             (StatusCode::NO_CONTENT, _) => Ok(true),
             (StatusCode::NOT_FOUND, _) => Ok(false),
             (status, body) => Err(Self::unexpected(status, &body)),
@@ -322,15 +494,29 @@ impl InternalClient {
 
     /// Whether the internal tier's process answers (its liveness route).
     pub async fn live(&self) -> Result<(), InternalError> {
-        match Self::send(
-            "GET /api/health/live",
-            self.request(reqwest::Method::GET, "/api/health/live", None),
-        )
-        .await?
-        .parts()
-        {
+        let call = self.request(Method::GET, "/api/health/live", None);
+        match self.send("GET /api/health/live", call).await?.parts() {
             (StatusCode::OK, _) => Ok(()),
             (status, body) => Err(Self::unexpected(status, &body)),
         }
     }
+}
+
+/// The HTTP/1.1 handshake on a connected stream; the connection is driven
+/// by a task on the current (actix worker) thread until either side closes
+/// it.
+async fn handshake<IO>(io: IO) -> Result<SendRequest<Full<Bytes>>, InternalError>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::Builder::new()
+        .handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| InternalError::Unreachable(error_chain(&e)))?;
+    actix_web::rt::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %error_chain(&e), "connection to the internal tier ended");
+        }
+    });
+    Ok(sender)
 }

@@ -166,9 +166,7 @@ impl Application {
             let server = HttpServer::new(move || {
                 // One client per worker keeps each worker's pooled
                 // connections on its own runtime.
-                let internal = client
-                    .build()
-                    .expect("the client config was validated at start-up");
+                let internal = client.build();
                 App::new()
                     // Outermost first: the limiter answers 429 before any
                     // other work is done for a client over its budget.

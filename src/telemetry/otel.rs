@@ -253,13 +253,13 @@ pub fn register_kinesis_gauges(
         .build();
 }
 
-struct HeaderInjector<'a>(&'a mut reqwest::header::HeaderMap);
+struct HeaderInjector<'a>(&'a mut hyper::header::HeaderMap);
 
 impl opentelemetry::propagation::Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
         if let (Ok(name), Ok(value)) = (
-            reqwest::header::HeaderName::from_bytes(key.as_bytes()),
-            reqwest::header::HeaderValue::from_str(&value),
+            hyper::header::HeaderName::from_bytes(key.as_bytes()),
+            hyper::header::HeaderValue::from_str(&value),
         ) {
             self.0.insert(name, value);
         }
@@ -422,7 +422,7 @@ impl DependencyCall {
 
     /// Adds the W3C headers (`traceparent`, `tracestate`) that make the
     /// callee's span a child of this one.
-    pub fn inject_headers(&self, headers: &mut reqwest::header::HeaderMap) {
+    pub fn inject_headers(&self, headers: &mut hyper::header::HeaderMap) {
         TraceContextPropagator::new().inject_context(&self.cx, &mut HeaderInjector(headers));
     }
 
