@@ -42,6 +42,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, limits: &BatchLimits) {
 /// only reads `X-Trace`, which this tier forwards.
 fn trace_of(req: &HttpRequest) -> Option<TraceToken> {
     let Some(raw) = req.headers().get(TRACE_HEADER) else {
+        if !req.headers().contains_key(names::TRACEPARENT_HEADER) {
+            return None;
+        }
         return otel::traceparent_trace_id(req.headers()).and_then(|id| TraceToken::parse(&id));
     };
     let token = raw.to_str().ok().and_then(TraceToken::parse);

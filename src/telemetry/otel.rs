@@ -290,13 +290,16 @@ pub fn traceparent_trace_id(headers: &HeaderMap) -> Option<String> {
 /// child of an incoming `traceparent`, and `http.server.request.duration`
 /// labelled with the route pattern (never the raw path, which would make
 /// one time series per customer id).
+///
+/// The route is read from the routed request once the response is there:
+/// actix then follows the matched resource directly, while asking before
+/// routing walks the whole route table (and its regexes) a second time.
 pub async fn request_telemetry(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let start = Instant::now();
     let instruments = metrics();
-    let route = req.match_pattern();
     let method = method_name(req.method());
     // Only W3C trace context is ever installed, so it is called directly:
     // the global propagator sits behind a lock every request would take.
@@ -307,9 +310,6 @@ pub async fn request_telemetry(
     };
     let cx = start_span(&parent, SpanKind::Server, |span| {
         let mut attributes = vec![KeyValue::new(ATTR_HTTP_METHOD, method.clone())];
-        if let Some(route) = &route {
-            attributes.push(KeyValue::new(ATTR_HTTP_ROUTE, route.clone()));
-        }
         if let Some(token) = req
             .headers()
             .get(TRACE_HEADER)
@@ -321,21 +321,24 @@ pub async fn request_telemetry(
                 .collect();
             attributes.push(KeyValue::new(SPAN_ATTR_X_TRACE, token));
         }
-        span.update_name(match &route {
-            Some(route) => format!("{method} {route}"),
-            None => method.to_string(),
-        });
         span.set_attributes(attributes);
     });
 
     let result = next.call(req).with_context(cx.clone()).await;
 
-    let status = match &result {
-        Ok(res) => res.status().as_u16(),
-        Err(e) => e.as_response_error().status_code().as_u16(),
+    let (status, route) = match &result {
+        Ok(res) => (res.status().as_u16(), res.request().match_pattern()),
+        Err(e) => (e.as_response_error().status_code().as_u16(), None),
     };
     let span = cx.span();
     if span.is_recording() {
+        span.update_name(match &route {
+            Some(route) => format!("{method} {route}"),
+            None => method.to_string(),
+        });
+        if let Some(route) = &route {
+            span.set_attribute(KeyValue::new(ATTR_HTTP_ROUTE, route.clone()));
+        }
         span.set_attribute(KeyValue::new(ATTR_HTTP_STATUS, i64::from(status)));
         if status >= 500 {
             span.set_status(Status::error(format!("HTTP {status}")));
