@@ -59,14 +59,16 @@ macro_rules! with_limits {
     }};
 }
 
-/// Plain HTTP, or TLS with the given configuration (actix sets ALPN). A
-/// macro for the same reason as `with_limits!`.
+/// Plain HTTP with the given actix method (`listen`: HTTP/1.1;
+/// `listen_auto_h2c`: HTTP/1.1 and HTTP/2 with prior knowledge), or TLS with
+/// the given configuration (actix offers h2 and http/1.1 by ALPN). A macro
+/// for the same reason as `with_limits!`.
 macro_rules! listen {
-    ($server:expr, $listener:expr, $tls:expr) => {{
+    ($server:expr, $listener:expr, $tls:expr, $plain:ident) => {{
         let tls: Option<Arc<rustls::ServerConfig>> = $tls;
         match tls {
             Some(config) => $server.listen_rustls_0_23($listener, Arc::unwrap_or_clone(config)),
-            None => $server.listen($listener),
+            None => $server.$plain($listener),
         }
     }};
 }
@@ -123,10 +125,13 @@ impl Application {
                     .default_service(web::to(common::not_found))
             });
             let tls_on = tls.is_some();
+            // The public tier speaks HTTP/2 to this listener (h2c when plain);
+            // HTTP/1.1 clients (curl, the old tooling, batches) still work.
             let server = listen!(
                 with_limits!(server, &settings.http, shutdown),
                 listener,
-                tls
+                tls,
+                listen_auto_h2c
             )?
             .run();
             tracing::info!(%addr, tls = tls_on, backend = opened.backend(), "internal tier listening");
@@ -193,10 +198,11 @@ impl Application {
             let server = listen!(
                 with_limits!(server, &settings.http, shutdown),
                 listener,
-                tls
+                tls,
+                listen
             )?
             .run();
-            tracing::info!(%addr, tls = tls_on, internal = %internal_url, "public tier listening");
+            tracing::info!(%addr, tls = tls_on, internal = %internal_url, http2 = settings.public.internal_http2, "public tier listening");
             public = Some((addr, server));
         }
 

@@ -1,6 +1,7 @@
 //! The binary's spine, driven over HTTP: the old contract on both wirings
 //! (two processes, and `--mode all`), failures of the internal tier, limits,
-//! graceful shutdown, configuration and systemd notification.
+//! graceful shutdown, configuration, systemd notification, and the link
+//! between the tiers (HTTP/2 and HTTP/1.1, reconnects, draining).
 
 mod common;
 
@@ -11,4 +12,5 @@ mod api {
     mod limits;
     mod notify;
     mod shutdown;
+    mod tier_link;
 }

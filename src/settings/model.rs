@@ -103,6 +103,14 @@ pub struct PublicSettings {
     /// Whole-request deadline for a call to the internal tier.
     pub internal_timeout_ms: u64,
     pub internal_pool_max_idle: usize,
+    /// HTTP/2 to the internal tier for every call but batches (h2c, or h2
+    /// over mutual TLS); false: HTTP/1.1 for every call.
+    pub internal_http2: bool,
+    /// Most seconds one connection to the internal tier is used before it
+    /// is replaced: spreads the load again over the internal hosts behind
+    /// the load balancer, and lets a draining internal tier finish within
+    /// its `shutdown.timeout_secs` (keep this below it).
+    pub internal_connection_max_age_secs: u64,
     pub max_body_bytes: usize,
     pub internal_tls: ClientTlsSettings,
     /// TLS on the public listener itself; normally TLS ends at the ALB.
@@ -124,6 +132,8 @@ impl Default for PublicSettings {
             internal_connect_timeout_ms: 1_000,
             internal_timeout_ms: 5_000,
             internal_pool_max_idle: 256,
+            internal_http2: true,
+            internal_connection_max_age_secs: 20,
             max_body_bytes: 64 * 1024,
             internal_tls: ClientTlsSettings::default(),
             tls: ListenerTlsSettings::default(),

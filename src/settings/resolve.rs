@@ -186,6 +186,10 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
             s.public.internal_connect_timeout_ms,
         ),
         ("public.internal_timeout_ms", s.public.internal_timeout_ms),
+        (
+            "public.internal_connection_max_age_secs",
+            s.public.internal_connection_max_age_secs,
+        ),
         ("storage.connect_timeout_ms", s.storage.connect_timeout_ms),
         ("storage.timeout_ms", s.storage.timeout_ms),
         ("storage.batch_timeout_ms", s.storage.batch_timeout_ms),

@@ -310,3 +310,23 @@ fn trace_sample_ratio_is_a_share() {
         assert!(err.contains("otlp.trace_sample_ratio"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn the_link_to_the_internal_tier_defaults_to_http2_with_connection_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let load_with = |pairs: &[(&str, &str)]| {
+        let mut src = sources(dir.path());
+        src.vars = vars(pairs);
+        load(&src).map_err(|e| format!("{e:#}"))
+    };
+    let s = load_with(&[]).unwrap();
+    assert!(s.public.internal_http2);
+    assert_eq!(s.public.internal_connection_max_age_secs, 20);
+    let s = load_with(&[("CINEMO__PUBLIC__INTERNAL_HTTP2", "false")]).unwrap();
+    assert!(!s.public.internal_http2);
+    let err = load_with(&[("CINEMO__PUBLIC__INTERNAL_CONNECTION_MAX_AGE_SECS", "0")]).unwrap_err();
+    assert!(
+        err.contains("public.internal_connection_max_age_secs"),
+        "{err}"
+    );
+}

@@ -56,7 +56,7 @@ fn now_ms() -> i64 {
 }
 
 /// Runs the whole table against one wiring of the two tiers.
-async fn contract(public: &str, internal: &str) {
+pub(crate) async fn contract(public: &str, internal: &str) {
     let c = common::client();
     let mut failures = Vec::new();
     let mut row = |what, status, content_type, body, seen: Seen| {

@@ -41,6 +41,9 @@ async fn sigterm_drains_in_flight_requests_and_exits_0() {
     let (internal, arrived, release) = held_internal();
     let mut app = cinemo("public")
         .env("CINEMO__PUBLIC__INTERNAL_URL", format!("http://{internal}"))
+        // The stand-in above speaks HTTP/1.1 only; draining over HTTP/2
+        // is tested against a real internal tier in tier_link.rs.
+        .env("CINEMO__PUBLIC__INTERNAL_HTTP2", "false")
         .spawn();
     let public = app.public().to_owned();
     let addr = app.public_addr();

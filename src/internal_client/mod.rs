@@ -1,28 +1,31 @@
-//! The public tier's client for the internal tier: pooled keep-alive
-//! connections, a connect timeout, a whole-request deadline, and no retries
-//! of a request that reached the wire (a create is not idempotent, so it is
-//! never sent twice).
+//! The public tier's client for the internal tier: multiplexed HTTP/2
+//! connections (or pooled HTTP/1.1 keep-alive ones), a connect timeout, a
+//! whole-request deadline, and no retries of a request that reached the
+//! wire (a create is not idempotent, so it is never sent twice).
 //!
-//! Built on hyper's connection-level HTTP/1.1 API rather than a
-//! general-purpose client: every call goes to one fixed origin, so the URL
-//! parsing, redirect and retry layers, shared pool lock and connector a
-//! general client runs per request were a third of the public tier's own
-//! CPU on a read (docs/performance.md). Each actix worker has its own
-//! client and pool; a connection is driven by a task on that worker's
-//! thread, so no request crosses threads.
+//! Built on hyper's connection-level API rather than a general-purpose
+//! client: every call goes to one fixed origin, so the URL parsing,
+//! redirect and retry layers, shared pool lock and connector a general
+//! client runs per request were a third of the public tier's own CPU on a
+//! read. HTTP/2 carries many concurrent calls on one connection, so one
+//! write and one read move many requests' frames: on loopback, where each
+//! send costs the receiver's TCP work too, that was a quarter more reads
+//! per second than HTTP/1.1 (docs/performance.md). Batches keep their own
+//! HTTP/1.1 connections, so a 64 MiB import never sits in front of
+//! customer reads on a shared TCP stream.
 
-use std::cell::RefCell;
+mod pool;
+
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::http::uri::{Authority, PathAndQuery, Scheme};
+use hyper::{Method, Request, StatusCode, Uri};
 use rustls::pki_types::ServerName;
 use serde::Deserialize;
 
@@ -30,12 +33,7 @@ use crate::domain::{DocId, TraceToken};
 use crate::settings::PublicSettings;
 use crate::telemetry::names::{self, TRACE_HEADER};
 use crate::telemetry::otel::DependencyCall;
-
-/// A pooled connection unused for this long is closed rather than reused:
-/// below the internal tier's keep-alive (`http.keep_alive_secs`, 75 s), so
-/// the client, not the server, ends idle connections and a request never
-/// races the server's close.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+use pool::{Endpoint, H1Pool, H2Lanes, Tls};
 
 const USER_AGENT_VALUE: &str = concat!("cinemo-public/", env!("CARGO_PKG_VERSION"));
 
@@ -44,25 +42,22 @@ const USER_AGENT_VALUE: &str = concat!("cinemo-public/", env!("CARGO_PKG_VERSION
 #[derive(Clone)]
 pub struct InternalClientConfig {
     shared: Arc<Shared>,
-    /// Swaps the certificate and CA inside `tls` (every worker's client shares them).
+    /// Swaps the certificate and CA inside the TLS configuration (every
+    /// worker's client shares them).
     tls_reloader: Option<Arc<crate::tls::Reloader>>,
 }
 
 /// What every worker's client shares.
 struct Shared {
-    /// `host:port` to connect to.
-    host: String,
-    port: u16,
-    /// The `Host` header: the URL's authority.
-    authority: HeaderValue,
-    /// Mutual TLS to the internal tier (only the private CA is trusted);
-    /// None: plain HTTP, allowed only where the settings allow it.
-    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
-    connect_timeout: Duration,
+    endpoint: Arc<Endpoint>,
+    scheme: Scheme,
+    /// The URL's authority: `Host` (HTTP/1.1) or `:authority` (HTTP/2).
+    authority: Authority,
+    host_header: HeaderValue,
+    http2: bool,
     timeout: Duration,
     /// Batch calls carry up to `batch.max_items` documents: their own deadline.
     batch_timeout: Duration,
-    pool_max_idle: usize,
 }
 
 impl InternalClientConfig {
@@ -105,26 +100,42 @@ impl InternalClientConfig {
             None => url.host_str().unwrap_or_default().to_owned(),
         };
         let tls = match tls {
-            Some(mut config) => {
-                // This client speaks HTTP/1.1 only; say so in the handshake.
-                config.alpn_protocols = vec![b"http/1.1".to_vec()];
-                let name = ServerName::try_from(host.clone())
-                    .with_context(|| format!("{host:?} is not a TLS server name"))?;
-                Some((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
+            Some(config) => {
+                // Each connection says in its handshake which protocol it speaks.
+                let with_alpn = |protocol: &[u8]| {
+                    let mut config = config.clone();
+                    config.alpn_protocols = vec![protocol.to_vec()];
+                    tokio_rustls::TlsConnector::from(Arc::new(config))
+                };
+                Some(Tls {
+                    h1: with_alpn(b"http/1.1"),
+                    h2: with_alpn(b"h2"),
+                    name: ServerName::try_from(host.clone())
+                        .with_context(|| format!("{host:?} is not a TLS server name"))?,
+                })
             }
             None => None,
         };
+        let endpoint = Endpoint {
+            host,
+            port,
+            tls,
+            connect_timeout: Duration::from_millis(settings.internal_connect_timeout_ms),
+            max_age: Duration::from_secs(settings.internal_connection_max_age_secs),
+            h1_max_idle: settings.internal_pool_max_idle,
+        };
         Ok(InternalClientConfig {
             shared: Arc::new(Shared {
-                host,
-                port,
-                authority: HeaderValue::from_str(&authority)
+                endpoint: Arc::new(endpoint),
+                scheme: if https { Scheme::HTTPS } else { Scheme::HTTP },
+                authority: authority
+                    .parse()
+                    .context("the internal tier's URL has no valid authority")?,
+                host_header: HeaderValue::from_str(&authority)
                     .context("the internal tier's URL is not a valid Host header")?,
-                tls,
-                connect_timeout: Duration::from_millis(settings.internal_connect_timeout_ms),
+                http2: settings.internal_http2,
                 timeout: Duration::from_millis(settings.internal_timeout_ms),
                 batch_timeout: Duration::from_millis(settings.internal_timeout_ms),
-                pool_max_idle: settings.internal_pool_max_idle,
             }),
             tls_reloader: tls_reloader.map(Arc::new),
         })
@@ -149,24 +160,21 @@ impl InternalClientConfig {
     /// One worker's client. It must be used on the thread of the actix
     /// worker that built it (its connections are driven there).
     pub fn build(&self) -> InternalClient {
+        let endpoint = self.shared.endpoint.clone();
         InternalClient {
             shared: self.shared.clone(),
-            idle: Rc::new(RefCell::new(Vec::new())),
+            h1: Rc::new(H1Pool::new(endpoint.clone())),
+            h2: H2Lanes::new(endpoint),
         }
     }
 }
 
-/// One actix worker's client (cheap to clone; clones share the pool).
+/// One actix worker's client (cheap to clone; clones share the connections).
 #[derive(Clone)]
 pub struct InternalClient {
     shared: Arc<Shared>,
-    /// Idle keep-alive connections, most recently used last.
-    idle: Rc<RefCell<Vec<Idle>>>,
-}
-
-struct Idle {
-    sender: SendRequest<Full<Bytes>>,
-    since: Instant,
+    h1: Rc<H1Pool>,
+    h2: Rc<H2Lanes>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -222,35 +230,67 @@ struct Answer {
 }
 
 impl Answer {
+    async fn read(response: hyper::Response<hyper::body::Incoming>) -> Result<Self, InternalError> {
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| InternalError::BadResponse(error_chain(&e)))?
+            .to_bytes();
+        Ok(Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
     fn parts(self) -> (StatusCode, Bytes) {
         (self.status, self.body)
     }
+}
+
+/// A path built from typed ids and numbers, so always valid.
+fn path(path: String) -> PathAndQuery {
+    PathAndQuery::try_from(path).unwrap_or_else(|_| PathAndQuery::from_static("/"))
 }
 
 /// A request on its way: built by the callers below, sent by `send`.
 struct Call {
     request: Request<Full<Bytes>>,
     timeout: Duration,
+    http2: bool,
 }
 
 impl InternalClient {
-    fn request(&self, method: Method, path: &str, trace: Option<&TraceToken>) -> Call {
-        self.request_with_body(method, path, trace, Bytes::new())
+    /// A call without a body, on the configured protocol.
+    fn request(&self, method: Method, path: PathAndQuery, trace: Option<&TraceToken>) -> Call {
+        self.call(method, path, trace, Bytes::new(), self.shared.http2)
     }
 
-    fn request_with_body(
+    fn call(
         &self,
         method: Method,
-        path: &str,
+        path: PathAndQuery,
         trace: Option<&TraceToken>,
-        body: impl Into<Bytes>,
+        body: Bytes,
+        http2: bool,
     ) -> Call {
-        let mut request = Request::new(Full::new(body.into()));
+        let shared = &self.shared;
+        let mut request = Request::new(Full::new(body));
         *request.method_mut() = method;
-        // Every path below is built from typed ids and numbers.
-        *request.uri_mut() = path.parse().unwrap_or_default();
+        let mut uri = hyper::http::uri::Parts::default();
+        if http2 {
+            // HTTP/2 names the origin in the request (`:scheme`, `:authority`).
+            uri.scheme = Some(shared.scheme.clone());
+            uri.authority = Some(shared.authority.clone());
+        } else {
+            request
+                .headers_mut()
+                .insert(HOST, shared.host_header.clone());
+        }
+        uri.path_and_query = Some(path);
+        *request.uri_mut() = Uri::from_parts(uri).unwrap_or_default();
         let headers = request.headers_mut();
-        headers.insert(HOST, self.shared.authority.clone());
         headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
         if let Some(trace) = trace
             && let Ok(value) = HeaderValue::from_str(trace.as_str())
@@ -259,7 +299,8 @@ impl InternalClient {
         }
         Call {
             request,
-            timeout: self.shared.timeout,
+            timeout: shared.timeout,
+            http2,
         }
     }
 
@@ -268,7 +309,14 @@ impl InternalClient {
     async fn send(&self, span: &str, mut call: Call) -> Result<Answer, InternalError> {
         let measured = DependencyCall::start(names::PEER_INTERNAL, || span.to_owned());
         measured.inject_headers(call.request.headers_mut());
-        let result = tokio::time::timeout(call.timeout, self.exchange(call.request))
+        let exchange = async {
+            if call.http2 {
+                self.exchange_h2(call.request).await
+            } else {
+                self.exchange_h1(call.request).await
+            }
+        };
+        let result = tokio::time::timeout(call.timeout, exchange)
             .await
             .unwrap_or(Err(InternalError::Timeout));
         measured.finish(match &result {
@@ -279,96 +327,51 @@ impl InternalClient {
         result
     }
 
-    /// One request and its whole answer, on a pooled connection or a new
-    /// one. A pooled connection can turn out closed (the internal tier
-    /// restarted, or closed it idle) before the request is written: hyper
-    /// then hands the request back and it goes on the next connection. Once
-    /// a request has been written it is never sent again.
-    async fn exchange(&self, mut request: Request<Full<Bytes>>) -> Result<Answer, InternalError> {
+    /// One request and its whole answer over HTTP/1.1, on a pooled
+    /// connection or a new one. A pooled connection can turn out closed
+    /// (the internal tier restarted, or closed it idle) before the request
+    /// is written: hyper then hands the request back and it goes on the next
+    /// connection. Once a request has been written it is never sent again.
+    async fn exchange_h1(
+        &self,
+        mut request: Request<Full<Bytes>>,
+    ) -> Result<Answer, InternalError> {
         loop {
-            let (mut sender, pooled) = match self.checkout().await {
-                Some(sender) => (sender, true),
-                None => (self.connect().await?, false),
-            };
-            match sender.try_send_request(request).await {
+            let mut conn = self.h1.checkout().await?;
+            match conn.sender.try_send_request(request).await {
                 Ok(response) => {
-                    let (parts, body) = response.into_parts();
-                    let body = body
-                        .collect()
-                        .await
-                        .map_err(|e| InternalError::BadResponse(error_chain(&e)))?
-                        .to_bytes();
-                    self.checkin(sender);
-                    return Ok(Answer {
-                        status: parts.status,
-                        headers: parts.headers,
-                        body,
-                    });
+                    let answer = Answer::read(response).await?;
+                    self.h1.checkin(conn);
+                    return Ok(answer);
                 }
                 Err(mut e) => match e.take_message() {
-                    Some(unsent) if pooled => request = unsent,
+                    Some(unsent) if conn.pooled => request = unsent,
                     _ => return Err(InternalError::from_hyper(e.error())),
                 },
             }
         }
     }
 
-    /// The most recently used live connection, waiting (briefly) for it to
-    /// finish its previous exchange; None when the pool has none left.
-    async fn checkout(&self) -> Option<SendRequest<Full<Bytes>>> {
+    /// The same over one of the worker's HTTP/2 connections, with the same
+    /// rule: a request goes on another connection only when hyper hands it
+    /// back unsent (its connection had closed).
+    async fn exchange_h2(
+        &self,
+        mut request: Request<Full<Bytes>>,
+    ) -> Result<Answer, InternalError> {
         loop {
-            let Idle { mut sender, since } = self.idle.borrow_mut().pop()?;
-            if sender.is_closed() || since.elapsed() >= POOL_IDLE_TIMEOUT {
-                continue;
-            }
-            if sender.ready().await.is_ok() {
-                return Some(sender);
+            let mut lease = self.h2.lease().await?;
+            match lease.sender.try_send_request(request).await {
+                Ok(response) => return Answer::read(response).await,
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if lease.pooled => {
+                        self.h2.forget(&lease);
+                        request = unsent;
+                    }
+                    _ => return Err(InternalError::from_hyper(e.error())),
+                },
             }
         }
-    }
-
-    fn checkin(&self, sender: SendRequest<Full<Bytes>>) {
-        if sender.is_closed() {
-            return;
-        }
-        let mut idle = self.idle.borrow_mut();
-        if idle.len() < self.shared.pool_max_idle {
-            idle.push(Idle {
-                sender,
-                since: Instant::now(),
-            });
-        }
-    }
-
-    /// A new connection (TCP, then TLS when configured, then the HTTP/1.1
-    /// handshake) within the connect timeout. A connect that times out is a
-    /// timeout (504), like a request that does; a refused one is not.
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, InternalError> {
-        let shared = &self.shared;
-        let connecting = async {
-            let tcp = tokio::net::TcpStream::connect((shared.host.as_str(), shared.port))
-                .await
-                .map_err(|e| {
-                    InternalError::Unreachable(format!(
-                        "connecting to {}:{}: {e}",
-                        shared.host, shared.port
-                    ))
-                })?;
-            // Requests go out whole in one write; Nagle would only delay them.
-            let _ = tcp.set_nodelay(true);
-            match &shared.tls {
-                Some((connector, name)) => {
-                    let tls = connector.connect(name.clone(), tcp).await.map_err(|e| {
-                        InternalError::Unreachable(format!("TLS handshake: {}", error_chain(&e)))
-                    })?;
-                    handshake(tls).await
-                }
-                None => handshake(tcp).await,
-            }
-        };
-        tokio::time::timeout(shared.connect_timeout, connecting)
-            .await
-            .unwrap_or(Err(InternalError::Timeout))
     }
 
     fn unexpected(status: StatusCode, body: &[u8]) -> InternalError {
@@ -382,7 +385,7 @@ impl InternalClient {
         id: &DocId,
         trace: Option<&TraceToken>,
     ) -> Result<Option<Bytes>, InternalError> {
-        let call = self.request(Method::GET, &format!("/api/cache/{id}"), trace);
+        let call = self.request(Method::GET, path(format!("/api/cache/{id}")), trace);
         match self.send("GET /api/cache/{id}", call).await?.parts() {
             (StatusCode::OK, body) => Ok(Some(body)),
             (StatusCode::NOT_FOUND, _) => Ok(None),
@@ -396,7 +399,13 @@ impl InternalClient {
         document: String,
         trace: Option<&TraceToken>,
     ) -> Result<DocId, InternalError> {
-        let mut call = self.request_with_body(Method::POST, "/api/cache", trace, document);
+        let mut call = self.call(
+            Method::POST,
+            PathAndQuery::from_static("/api/cache"),
+            trace,
+            document.into(),
+            self.shared.http2,
+        );
         call.request
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -421,7 +430,14 @@ impl InternalClient {
         idempotency: Option<(&str, &str)>,
         trace: Option<&TraceToken>,
     ) -> Result<(Vec<DocId>, bool), InternalError> {
-        let mut call = self.request_with_body(Method::POST, "/api/cache/batch", trace, documents);
+        // Batches keep to HTTP/1.1 connections of their own (module docs).
+        let mut call = self.call(
+            Method::POST,
+            PathAndQuery::from_static("/api/cache/batch"),
+            trace,
+            documents.into(),
+            false,
+        );
         call.timeout = self.shared.batch_timeout;
         let headers = call.request.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -467,11 +483,11 @@ impl InternalClient {
         after: Option<&DocId>,
         trace: Option<&TraceToken>,
     ) -> Result<Bytes, InternalError> {
-        let path = match after {
+        let query = match after {
             Some(after) => format!("/api/cache?limit={limit}&after={after}"),
             None => format!("/api/cache?limit={limit}"),
         };
-        let call = self.request(Method::GET, &path, trace);
+        let call = self.request(Method::GET, path(query), trace);
         match self.send("GET /api/cache", call).await?.parts() {
             (StatusCode::OK, body) => Ok(body),
             (status, body) => Err(Self::unexpected(status, &body)),
@@ -484,7 +500,7 @@ impl InternalClient {
         id: &DocId,
         trace: Option<&TraceToken>,
     ) -> Result<bool, InternalError> {
-        let call = self.request(Method::DELETE, &format!("/api/cache/{id}"), trace);
+        let call = self.request(Method::DELETE, path(format!("/api/cache/{id}")), trace);
         match self.send("DELETE /api/cache/{id}", call).await?.parts() {
             (StatusCode::NO_CONTENT, _) => Ok(true),
             (StatusCode::NOT_FOUND, _) => Ok(false),
@@ -494,29 +510,14 @@ impl InternalClient {
 
     /// Whether the internal tier's process answers (its liveness route).
     pub async fn live(&self) -> Result<(), InternalError> {
-        let call = self.request(Method::GET, "/api/health/live", None);
+        let call = self.request(
+            Method::GET,
+            PathAndQuery::from_static("/api/health/live"),
+            None,
+        );
         match self.send("GET /api/health/live", call).await?.parts() {
             (StatusCode::OK, _) => Ok(()),
             (status, body) => Err(Self::unexpected(status, &body)),
         }
     }
-}
-
-/// The HTTP/1.1 handshake on a connected stream; the connection is driven
-/// by a task on the current (actix worker) thread until either side closes
-/// it.
-async fn handshake<IO>(io: IO) -> Result<SendRequest<Full<Bytes>>, InternalError>
-where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (sender, connection) = http1::Builder::new()
-        .handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| InternalError::Unreachable(error_chain(&e)))?;
-    actix_web::rt::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %error_chain(&e), "connection to the internal tier ended");
-        }
-    });
-    Ok(sender)
 }
