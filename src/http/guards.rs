@@ -34,6 +34,20 @@ impl Guards {
     }
 }
 
+/// Whether a handler may read this request's body. Over HTTP/1.1 a
+/// request without a body has no payload at all; over HTTP/2 every request
+/// has a stream, so a GET, HEAD or DELETE that declares no body (the
+/// methods no route reads a body for) is let through unguarded instead of
+/// paying for a deadline nobody waits on.
+fn reads_body(req: &ServiceRequest) -> bool {
+    use actix_web::http::Method;
+    use actix_web::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    let bodiless = matches!(*req.method(), Method::GET | Method::HEAD | Method::DELETE);
+    let declared =
+        req.headers().contains_key(CONTENT_LENGTH) || req.headers().contains_key(TRANSFER_ENCODING);
+    !bodiless || declared
+}
+
 /// The middleware (`.app_data(guards).wrap(from_fn(guards::check))`).
 pub async fn check(
     mut req: ServiceRequest,
@@ -50,8 +64,8 @@ pub async fn check(
         }
 
         let payload = req.take_payload();
-        if matches!(payload, Payload::None) {
-            // No body to wait for (a GET, a DELETE): nothing to guard.
+        if matches!(payload, Payload::None) || !reads_body(&req) {
+            // No body to wait for: nothing to guard.
             req.set_payload(payload);
             return Ok(next.call(req).await?.map_into_boxed_body());
         }

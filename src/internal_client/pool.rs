@@ -173,13 +173,14 @@ impl H1Pool {
                 });
             }
         }
-        let sender = self
-            .endpoint
-            .connect(false, async |stream| match stream {
-                Stream::Plain(s) => h1_handshake(s).await,
-                Stream::Tls(s) => h1_handshake(*s).await,
-            })
-            .await?;
+        // Boxed: connecting is rare, and inline its state (TCP, TLS and
+        // HTTP handshakes) would make every request's future kilobytes
+        // larger, copied whenever actix moves the handler's future.
+        let sender = Box::pin(self.endpoint.connect(false, async |stream| match stream {
+            Stream::Plain(s) => h1_handshake(s).await,
+            Stream::Tls(s) => h1_handshake(*s).await,
+        }))
+        .await?;
         Ok(H1Conn {
             sender,
             opened: Instant::now(),
@@ -285,13 +286,12 @@ impl H2Lanes {
         if let Some(lease) = self.usable(lane) {
             return Ok(lease);
         }
-        let sender = self
-            .endpoint
-            .connect(true, async |stream| match stream {
-                Stream::Plain(s) => h2_handshake(s).await,
-                Stream::Tls(s) => h2_handshake(*s).await,
-            })
-            .await?;
+        // Boxed for the same reason as in `H1Pool::checkout`.
+        let sender = Box::pin(self.endpoint.connect(true, async |stream| match stream {
+            Stream::Plain(s) => h2_handshake(s).await,
+            Stream::Tls(s) => h2_handshake(*s).await,
+        }))
+        .await?;
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         // The replaced connection (if any) closes once its requests finish.
