@@ -181,6 +181,13 @@ impl Diagnostics {
     /// One metric frame for one event, and its OpenTelemetry counter.
     pub fn metric(&self, name: &'static str) {
         super::otel::metrics().business_event(name);
+        let Some(queue) = &self.queue else {
+            return;
+        };
+        if queue.is_full() {
+            self.count_drop();
+            return;
+        }
         self.emit(Frame::Metrics(MetricFrame {
             app_id: self.app_id,
             name,

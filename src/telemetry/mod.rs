@@ -5,6 +5,7 @@ pub mod kinesis_sink;
 pub mod logging;
 pub mod names;
 pub mod otel;
+pub mod trace_context;
 
 pub use diagnostics::{Diagnostics, Frame};
 

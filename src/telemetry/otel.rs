@@ -3,6 +3,8 @@
 //! timeouts, so a missing collector costs requests nothing: the request path
 //! only records into in-memory aggregations and span queues.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -15,10 +17,9 @@ use actix_web::http::header::HeaderMap;
 use actix_web::middleware::Next;
 use opentelemetry::context::FutureExt;
 use opentelemetry::global::{self, BoxedTracer};
-use opentelemetry::metrics::{Counter, Histogram};
-use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::metrics::{BoundCounter, BoundHistogram, Counter, Histogram};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::{Context, KeyValue, StringValue};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{SdkMeterProvider, Temporality};
@@ -157,13 +158,20 @@ impl OtelGuard {
     }
 }
 
-/// The instruments, created once from the global meter.
+/// The instruments, created once from the global meter. Every attribute
+/// set known in advance is bound once (`experimental_metrics_bound_instruments`):
+/// a bound measurement is a direct write, where an unbound one filters,
+/// hashes and looks up its attributes under a lock, which was most of what
+/// metrics cost a request.
 pub struct Instruments {
     tracer: BoxedTracer,
-    customer_create: Counter<u64>,
-    customer_read: Counter<u64>,
+    /// `cinemo.customer.create` / `.read` by outcome (attempt, success, fail).
+    customer_create: [BoundCounter<u64>; 3],
+    customer_read: [BoundCounter<u64>; 3],
     http_duration: Histogram<f64>,
-    dependency_duration: Histogram<f64>,
+    /// `cinemo.dependency.duration` by peer (internal, storage) and outcome
+    /// (success, fail, timeout).
+    dependency_duration: [[BoundHistogram<f64>; 3]; 2],
     kinesis_errors: Counter<u64>,
 }
 
@@ -171,6 +179,10 @@ pub struct Instruments {
 const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+const BUSINESS_OUTCOMES: [&str; 3] = [OUTCOME_ATTEMPT, OUTCOME_SUCCESS, OUTCOME_FAIL];
+const DEPENDENCY_PEERS: [&str; 2] = [PEER_INTERNAL, PEER_STORAGE];
+const DEPENDENCY_OUTCOMES: [&str; 3] = [OUTCOME_SUCCESS, OUTCOME_FAIL, OUTCOME_TIMEOUT];
 
 pub fn metrics() -> &'static Instruments {
     static INSTRUMENTS: OnceLock<Instruments> = OnceLock::new();
@@ -183,12 +195,23 @@ pub fn metrics() -> &'static Instruments {
                 .with_boundaries(DURATION_BUCKETS.to_vec())
                 .build()
         };
+        let by_outcome = |counter: Counter<u64>| {
+            BUSINESS_OUTCOMES.map(|outcome| counter.bind(&[KeyValue::new(ATTR_OUTCOME, outcome)]))
+        };
+        let dependency = histogram(METRIC_DEPENDENCY_DURATION);
         Instruments {
             tracer: global::tracer(METER_NAME),
-            customer_create: meter.u64_counter(METRIC_CUSTOMER_CREATE).build(),
-            customer_read: meter.u64_counter(METRIC_CUSTOMER_READ).build(),
+            customer_create: by_outcome(meter.u64_counter(METRIC_CUSTOMER_CREATE).build()),
+            customer_read: by_outcome(meter.u64_counter(METRIC_CUSTOMER_READ).build()),
             http_duration: histogram(METRIC_HTTP_SERVER_DURATION),
-            dependency_duration: histogram(METRIC_DEPENDENCY_DURATION),
+            dependency_duration: DEPENDENCY_PEERS.map(|peer| {
+                DEPENDENCY_OUTCOMES.map(|outcome| {
+                    dependency.bind(&[
+                        KeyValue::new(ATTR_PEER, peer),
+                        KeyValue::new(ATTR_OUTCOME, outcome),
+                    ])
+                })
+            }),
             kinesis_errors: meter.u64_counter(METRIC_KINESIS_ERRORS).build(),
         }
     })
@@ -198,20 +221,65 @@ impl Instruments {
     /// The OpenTelemetry twin of one contract counter event.
     pub fn business_event(&self, frame_name: &str) {
         let (counter, outcome) = match frame_name {
-            CREATE_CUSTOMER_ATTEMPT => (&self.customer_create, OUTCOME_ATTEMPT),
-            CREATE_CUSTOMER_SUCCESS => (&self.customer_create, OUTCOME_SUCCESS),
-            CREATE_CUSTOMER_FAIL => (&self.customer_create, OUTCOME_FAIL),
-            READ_CUSTOMER_ATTEMPT => (&self.customer_read, OUTCOME_ATTEMPT),
-            READ_CUSTOMER_SUCCESS => (&self.customer_read, OUTCOME_SUCCESS),
-            READ_CUSTOMER_FAIL => (&self.customer_read, OUTCOME_FAIL),
+            CREATE_CUSTOMER_ATTEMPT => (&self.customer_create, 0),
+            CREATE_CUSTOMER_SUCCESS => (&self.customer_create, 1),
+            CREATE_CUSTOMER_FAIL => (&self.customer_create, 2),
+            READ_CUSTOMER_ATTEMPT => (&self.customer_read, 0),
+            READ_CUSTOMER_SUCCESS => (&self.customer_read, 1),
+            READ_CUSTOMER_FAIL => (&self.customer_read, 2),
             _ => return,
         };
-        counter.add(1, &[KeyValue::new(ATTR_OUTCOME, outcome)]);
+        counter[outcome].add(1);
     }
 
     pub fn kinesis_error(&self, code: &str) {
         self.kinesis_errors
             .add(1, &[KeyValue::new(ATTR_ERROR_TYPE, code.to_owned())]);
+    }
+
+    fn dependency(&self, peer: &str, outcome: &str) -> Option<&BoundHistogram<f64>> {
+        let peer = DEPENDENCY_PEERS.iter().position(|p| *p == peer)?;
+        let outcome = DEPENDENCY_OUTCOMES.iter().position(|o| *o == outcome)?;
+        Some(&self.dependency_duration[peer][outcome])
+    }
+
+    /// `http.server.request.duration` for one request. The attribute sets
+    /// seen by a thread are bound on first use and kept (routes come from
+    /// the route table and statuses are three digits, so there are few);
+    /// a request with a method outside the standard ones is measured
+    /// unbound, so a client inventing methods cannot grow the cache.
+    fn record_http(&self, elapsed: f64, method: &StringValue, status: u16, route: Option<String>) {
+        type Key = (&'static str, u16, Option<String>);
+        thread_local! {
+            // foldhash: the keys are route patterns from the route table,
+            // standard methods and status codes, none chosen by a client.
+            static BOUND: RefCell<HashMap<Key, BoundHistogram<f64>, foldhash::fast::RandomState>> =
+                RefCell::new(HashMap::default());
+        }
+        let attributes = |route: Option<String>| {
+            let mut attrs = vec![
+                KeyValue::new(ATTR_HTTP_METHOD, method.clone()),
+                KeyValue::new(ATTR_HTTP_STATUS, i64::from(status)),
+            ];
+            if let Some(route) = route {
+                attrs.push(KeyValue::new(ATTR_HTTP_ROUTE, route));
+            }
+            attrs
+        };
+        let Some(standard) = static_method(method.as_str()) else {
+            self.http_duration.record(elapsed, &attributes(route));
+            return;
+        };
+        BOUND.with_borrow_mut(|bound| {
+            let key = (standard, status, route);
+            if let Some(histogram) = bound.get(&key) {
+                histogram.record(elapsed);
+                return;
+            }
+            let histogram = self.http_duration.bind(&attributes(key.2.clone()));
+            histogram.record(elapsed);
+            bound.insert(key, histogram);
+        });
     }
 }
 
@@ -253,37 +321,9 @@ pub fn register_kinesis_gauges(
         .build();
 }
 
-struct HeaderInjector<'a>(&'a mut hyper::header::HeaderMap);
-
-impl opentelemetry::propagation::Injector for HeaderInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) = (
-            hyper::header::HeaderName::from_bytes(key.as_bytes()),
-            hyper::header::HeaderValue::from_str(&value),
-        ) {
-            self.0.insert(name, value);
-        }
-    }
-}
-
-struct HeaderExtractor<'a>(&'a HeaderMap);
-
-impl Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
-    }
-}
-
 /// The trace id of a valid incoming `traceparent`, as 32 hex characters.
 pub fn traceparent_trace_id(headers: &HeaderMap) -> Option<String> {
-    let cx = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
-    let span = cx.span();
-    let sc = span.span_context();
-    sc.is_valid().then(|| sc.trace_id().to_string())
+    super::trace_context::extract(headers).map(|sc| sc.trace_id().to_string())
 }
 
 /// Actix middleware (`middleware::from_fn`): a server span per request,
@@ -301,12 +341,11 @@ pub async fn request_telemetry(
     let start = Instant::now();
     let instruments = metrics();
     let method = method_name(req.method());
-    // Only W3C trace context is ever installed, so it is called directly:
-    // the global propagator sits behind a lock every request would take.
-    let parent = if req.headers().contains_key(TRACEPARENT_HEADER) {
-        TraceContextPropagator::new().extract(&HeaderExtractor(req.headers()))
-    } else {
-        Context::current()
+    // W3C trace context, read directly (super::trace_context): the global
+    // propagator sits behind a lock, and the SDK's parser allocates.
+    let parent = match super::trace_context::extract(req.headers()) {
+        Some(remote) => Context::current().with_remote_span_context(remote),
+        None => Context::current(),
     };
     let cx = start_span(&parent, SpanKind::Server, |span| {
         let mut attributes = vec![KeyValue::new(ATTR_HTTP_METHOD, method.clone())];
@@ -345,17 +384,15 @@ pub async fn request_telemetry(
         }
     }
     span.end();
-    let elapsed = start.elapsed().as_secs_f64();
-    let method = KeyValue::new(ATTR_HTTP_METHOD, method);
-    let status = KeyValue::new(ATTR_HTTP_STATUS, i64::from(status));
-    match route {
-        Some(route) => instruments.http_duration.record(
-            elapsed,
-            &[method, status, KeyValue::new(ATTR_HTTP_ROUTE, route)],
-        ),
-        None => instruments.http_duration.record(elapsed, &[method, status]),
-    }
+    instruments.record_http(start.elapsed().as_secs_f64(), &method, status, route);
     result
+}
+
+/// The standard methods' names, as `method_name` spells them.
+fn static_method(name: &str) -> Option<&'static str> {
+    ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"]
+        .into_iter()
+        .find(|m| *m == name)
 }
 
 /// The method as a `'static` attribute value (no allocation) for the
@@ -404,48 +441,76 @@ const UNNAMED_SPAN: &str = "cinemo";
 /// call to the internal tier or to storage.
 pub struct DependencyCall {
     cx: Context,
+    /// Whether `cx` holds a span of this call's own (only when sampled).
+    own_span: bool,
     peer: &'static str,
     start: Instant,
 }
 
 impl DependencyCall {
     /// A child of the current request's span (set by `request_telemetry`);
-    /// `name` is only called when the span is sampled.
+    /// `name` is only called when the span is sampled. An unsampled request
+    /// gets no client span at all: nothing would record it, and the
+    /// request's own context carries the "not sampled" decision onwards.
     pub fn start(peer: &'static str, name: impl FnOnce() -> String) -> Self {
-        let cx = start_span(&Context::current(), SpanKind::Client, |span| {
-            span.update_name(name());
-            span.set_attribute(KeyValue::new(ATTR_PEER, peer));
-        });
+        let current = Context::current();
+        let sampled = current.span().span_context().is_sampled();
+        let cx = if sampled {
+            start_span(&current, SpanKind::Client, |span| {
+                span.update_name(name());
+                span.set_attribute(KeyValue::new(ATTR_PEER, peer));
+            })
+        } else {
+            current
+        };
         DependencyCall {
             cx,
+            own_span: sampled,
             peer,
             start: Instant::now(),
         }
     }
 
-    /// Adds the W3C headers (`traceparent`, `tracestate`) that make the
-    /// callee's span a child of this one.
+    /// Adds the W3C headers (`traceparent`, and `tracestate` when there is
+    /// one) that make the callee's span a child of this one.
     pub fn inject_headers(&self, headers: &mut hyper::header::HeaderMap) {
-        TraceContextPropagator::new().inject_context(&self.cx, &mut HeaderInjector(headers));
+        let span = self.cx.span();
+        let sc = span.span_context();
+        if let Some(mut traceparent) = super::trace_context::format(sc) {
+            // A new value on every request: HTTP/2's header compression
+            // would only churn its table with it ("never indexed").
+            traceparent.set_sensitive(true);
+            headers.insert(
+                hyper::header::HeaderName::from_static(TRACEPARENT_HEADER),
+                traceparent,
+            );
+            let state = sc.trace_state().header();
+            if !state.is_empty()
+                && let Ok(state) = hyper::header::HeaderValue::from_str(&state)
+            {
+                headers.insert(
+                    hyper::header::HeaderName::from_static(super::trace_context::TRACESTATE_HEADER),
+                    state,
+                );
+            }
+        }
     }
 
     /// `outcome`: `success`, `fail` or `timeout`.
     pub fn finish(self, outcome: &'static str) {
-        let span = self.cx.span();
-        if span.is_recording() {
-            span.set_attribute(KeyValue::new(ATTR_OUTCOME, outcome));
-            if outcome != OUTCOME_SUCCESS {
-                span.set_status(Status::error(outcome));
+        if self.own_span {
+            let span = self.cx.span();
+            if span.is_recording() {
+                span.set_attribute(KeyValue::new(ATTR_OUTCOME, outcome));
+                if outcome != OUTCOME_SUCCESS {
+                    span.set_status(Status::error(outcome));
+                }
             }
+            span.end();
         }
-        span.end();
-        metrics().dependency_duration.record(
-            self.start.elapsed().as_secs_f64(),
-            &[
-                KeyValue::new(ATTR_PEER, self.peer),
-                KeyValue::new(ATTR_OUTCOME, outcome),
-            ],
-        );
+        if let Some(histogram) = metrics().dependency(self.peer, outcome) {
+            histogram.record(self.start.elapsed().as_secs_f64());
+        }
     }
 }
 
