@@ -273,14 +273,17 @@ fn redacts_passwords_only() {
     );
 }
 
+/// Settings from the built-in defaults and these environment variables.
+fn load_env(dir: &Path, pairs: &[(&str, &str)]) -> Result<Settings, String> {
+    let mut src = sources(dir);
+    src.vars = vars(pairs);
+    load(&src).map_err(|e| format!("{e:#}"))
+}
+
 #[test]
 fn batch_settings_have_defaults_and_are_cross_checked() {
     let dir = tempfile::tempdir().unwrap();
-    let load_with = |pairs: &[(&str, &str)]| {
-        let mut src = sources(dir.path());
-        src.vars = vars(pairs);
-        load(&src).map_err(|e| format!("{e:#}"))
-    };
+    let load_with = |pairs: &[(&str, &str)]| load_env(dir.path(), pairs);
     let s = load_with(&[]).unwrap();
     assert_eq!(s.batch.max_items, 100_000);
     assert_eq!(s.storage.batch_timeout_ms, 60_000);
@@ -314,11 +317,7 @@ fn trace_sample_ratio_is_a_share() {
 #[test]
 fn the_link_to_the_internal_tier_defaults_to_http2_with_connection_rotation() {
     let dir = tempfile::tempdir().unwrap();
-    let load_with = |pairs: &[(&str, &str)]| {
-        let mut src = sources(dir.path());
-        src.vars = vars(pairs);
-        load(&src).map_err(|e| format!("{e:#}"))
-    };
+    let load_with = |pairs: &[(&str, &str)]| load_env(dir.path(), pairs);
     let s = load_with(&[]).unwrap();
     assert!(s.public.internal_http2);
     assert_eq!(s.public.internal_connection_max_age_secs, 20);

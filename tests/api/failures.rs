@@ -104,16 +104,7 @@ async fn storage_that_does_not_answer_gives_504_mongodb_not_connected() {
         .env("CINEMO__STORAGE__TIMEOUT_MS", "500")
         .spawn();
     let c = common::client();
-    // Another process holds SQLite's write lock, as a stuck writer would.
-    let url = format!("sqlite://{}", app.dir.path().join("cinemo.db").display());
-    let mut locker = {
-        use sqlx::Connection;
-        sqlx::SqliteConnection::connect(&url).await.unwrap()
-    };
-    sqlx::query("BEGIN EXCLUSIVE")
-        .execute(&mut locker)
-        .await
-        .unwrap();
+    let mut locker = common::lock_sqlite(&app.dir.path().join("cinemo.db")).await;
 
     let started = Instant::now();
     let direct = send(c.post(format!("{}/api/cache", app.internal())).body("{}")).await;

@@ -125,19 +125,7 @@ async fn a_draining_internal_tier_finishes_in_flight_requests_over_http2() {
     let c = common::client();
     create(&c, public.public(), "Warm").await;
 
-    // Another process holds SQLite's write lock, as a stuck writer would.
-    let url = format!(
-        "sqlite://{}",
-        internal.dir.path().join("cinemo.db").display()
-    );
-    let mut locker = {
-        use sqlx::Connection;
-        sqlx::SqliteConnection::connect(&url).await.unwrap()
-    };
-    sqlx::query("BEGIN EXCLUSIVE")
-        .execute(&mut locker)
-        .await
-        .unwrap();
+    let mut locker = common::lock_sqlite(&internal.dir.path().join("cinemo.db")).await;
 
     let in_flight = tokio::spawn(send(
         c.post(format!("{}/api/customers", public.public()))

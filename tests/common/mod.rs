@@ -276,3 +276,18 @@ pub fn closed_port() -> SocketAddr {
 pub fn tmp_path(dir: &tempfile::TempDir, name: &str) -> PathBuf {
     dir.path().join(name)
 }
+
+/// Holds SQLite's write lock on `db` from another process's point of view,
+/// as a stuck writer would, until the returned connection runs `ROLLBACK`
+/// (or is dropped).
+pub async fn lock_sqlite(db: &Path) -> sqlx::SqliteConnection {
+    use sqlx::Connection;
+    let mut locker = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("open the SQLite file");
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut locker)
+        .await
+        .expect("take the write lock");
+    locker
+}
