@@ -59,18 +59,77 @@ macro_rules! with_limits {
     }};
 }
 
-/// Plain HTTP with the given actix method (`listen`: HTTP/1.1;
-/// `listen_auto_h2c`: HTTP/1.1 and HTTP/2 with prior knowledge), or TLS with
-/// the given configuration (actix offers h2 and http/1.1 by ALPN). A macro
-/// for the same reason as `with_limits!`.
-macro_rules! listen {
-    ($server:expr, $listener:expr, $tls:expr, $plain:ident) => {{
-        let tls: Option<Arc<rustls::ServerConfig>> = $tls;
-        match tls {
-            Some(config) => $server.listen_rustls_0_23($listener, Arc::unwrap_or_clone(config)),
-            None => $server.$plain($listener),
-        }
-    }};
+/// The public tier's TLS listener: HTTP/1.1 only, ALPN `http/1.1`.
+///
+/// actix's own `listen_rustls_0_23` always offers `h2` once the `http2`
+/// feature is on (the internal tier needs it), and actix-http 3 serves
+/// HTTP/2 with h2 0.3, which has no fix for RUSTSEC-2026-0258 (unbounded
+/// queue of empty DATA frames). So an internet client is never given
+/// HTTP/2: this builds the same server as `HttpServer` with `with_limits!`,
+/// but on actix-http's HTTP/1.1-only service. The internal tier, whose only
+/// peers are public hosts holding a client certificate, keeps HTTP/2 (see
+/// deny.toml and docs/security.md).
+fn h1_tls_server<F, I, S, B>(
+    factory: F,
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    http: &HttpSettings,
+    shutdown: Duration,
+) -> std::io::Result<Server>
+where
+    F: Fn() -> I + Send + Clone + 'static,
+    I: actix_service::IntoServiceFactory<S, actix_http::Request>,
+    S: actix_service::ServiceFactory<actix_http::Request, Config = actix_web::dev::AppConfig>
+        + 'static,
+    S::Error: Into<actix_web::Error> + 'static,
+    S::InitError: std::fmt::Debug,
+    S::Response: Into<actix_http::Response<B>> + 'static,
+    <S::Service as actix_service::Service<actix_http::Request>>::Future: 'static,
+    S::Service: 'static,
+    B: actix_web::body::MessageBody + 'static,
+{
+    use actix_service::ServiceFactoryExt as _;
+
+    let mut config = Arc::unwrap_or_clone(tls);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // Accepted sockets inherit TCP_NODELAY from the listener on Linux; the
+    // HTTP/1.1 TLS service has no option of its own for it.
+    socket2::SockRef::from(&listener).set_tcp_nodelay(true)?;
+    let addr = listener.local_addr()?;
+    let keep_alive = Duration::from_secs(http.keep_alive_secs);
+    let head_timeout = Duration::from_millis(http.request_head_timeout_ms);
+    let mut builder = actix_server::Server::build()
+        .max_concurrent_connections(http.max_connections)
+        .shutdown_timeout(shutdown.as_secs())
+        .disable_signals();
+    if http.workers > 0 {
+        builder = builder.workers(http.workers);
+    }
+    let signal = builder.graceful_shutdown_signal();
+    let builder = builder.listen(format!("cinemo-public-tls-{addr}"), listener, move || {
+        let signal = signal.clone();
+        let app = actix_service::map_config(
+            factory()
+                .into_factory()
+                .map_err(|err| err.into().error_response()),
+            // Host and scheme only feed `ConnectionInfo`, which cinemo does
+            // not read; actix's constructor with them is crate-private.
+            |_| actix_web::dev::AppConfig::default(),
+        );
+        actix_http::HttpService::build()
+            .graceful_shutdown_signal(move || {
+                let signal = signal.clone();
+                async move { signal.notified().await }
+            })
+            .keep_alive(keep_alive)
+            .client_request_timeout(head_timeout)
+            .client_disconnect_timeout(Duration::from_secs(1))
+            .local_addr(addr)
+            .secure()
+            .h1(app)
+            .rustls_0_23(config.clone())
+    })?;
+    Ok(builder.run())
 }
 
 impl Application {
@@ -125,14 +184,14 @@ impl Application {
                     .default_service(web::to(common::not_found))
             });
             let tls_on = tls.is_some();
-            // The public tier speaks HTTP/2 to this listener (h2c when plain);
-            // HTTP/1.1 clients (curl, the old tooling, batches) still work.
-            let server = listen!(
-                with_limits!(server, &settings.http, shutdown),
-                listener,
-                tls,
-                listen_auto_h2c
-            )?
+            // The public tier speaks HTTP/2 to this listener (h2c when plain,
+            // ALPN h2 over TLS); HTTP/1.1 clients (curl, the old tooling,
+            // batches) still work.
+            let server = with_limits!(server, &settings.http, shutdown);
+            let server = match tls {
+                Some(config) => server.listen_rustls_0_23(listener, Arc::unwrap_or_clone(config)),
+                None => server.listen_auto_h2c(listener),
+            }?
             .run();
             tracing::info!(%addr, tls = tls_on, backend = opened.backend(), "internal tier listening");
             internal = Some((addr, server));
@@ -168,7 +227,7 @@ impl Application {
             tls_reloaders.extend(client.tls_reloader());
             let guards = guards::Guards::new(&settings.http);
             let limiter = rate_limit::RateLimit::new(&settings.public)?;
-            let server = HttpServer::new(move || {
+            let app = move || {
                 // One client per worker keeps each worker's pooled
                 // connections on its own runtime.
                 let internal = client.build();
@@ -193,15 +252,14 @@ impl Application {
                     .configure(|cfg| common::routes(cfg, mode))
                     .configure(|cfg| openapi::routes(cfg, openapi::Tier::Public))
                     .default_service(web::to(common::not_found))
-            });
+            };
             let tls_on = tls.is_some();
-            let server = listen!(
-                with_limits!(server, &settings.http, shutdown),
-                listener,
-                tls,
-                listen
-            )?
-            .run();
+            let server = match tls {
+                Some(tls) => h1_tls_server(app, listener, tls, &settings.http, shutdown)?,
+                None => with_limits!(HttpServer::new(app), &settings.http, shutdown)
+                    .listen(listener)?
+                    .run(),
+            };
             tracing::info!(%addr, tls = tls_on, internal = %internal_url, http2 = settings.public.internal_http2, "public tier listening");
             public = Some((addr, server));
         }

@@ -69,6 +69,37 @@ impl Ca {
 
 /// A reqwest client that trusts only `ca` and presents `identity` if given.
 pub fn tls_client(ca: &Ca, identity: Option<&Leaf>, port: u16) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(client_config(ca, identity))
+        .resolve("localhost", ([127, 0, 0, 1], port).into())
+        .timeout(std::time::Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .expect("tls client")
+}
+
+/// The protocol a TLS handshake to `localhost:port` that offers `h2` and
+/// `http/1.1` (as browsers and curl do) settles on by ALPN.
+pub async fn negotiated_alpn(ca: &Ca, identity: Option<&Leaf>, port: u16) -> String {
+    let mut config = client_config(ca, identity);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("server name");
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake");
+    let protocol = tls
+        .get_ref()
+        .1
+        .alpn_protocol()
+        .expect("server chose no ALPN protocol");
+    String::from_utf8_lossy(protocol).into_owned()
+}
+
+fn client_config(ca: &Ca, identity: Option<&Leaf>) -> rustls::ClientConfig {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca.pem.as_bytes()) {
@@ -78,7 +109,7 @@ pub fn tls_client(ca: &Ca, identity: Option<&Leaf>, port: u16) -> reqwest::Clien
         .with_safe_default_protocol_versions()
         .expect("protocol versions")
         .with_root_certificates(roots);
-    let config = match identity {
+    match identity {
         Some(leaf) => {
             let certs = CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes())
                 .collect::<Result<Vec<_>, _>>()
@@ -89,12 +120,5 @@ pub fn tls_client(ca: &Ca, identity: Option<&Leaf>, port: u16) -> reqwest::Clien
                 .expect("client auth")
         }
         None => builder.with_no_client_auth(),
-    };
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(config)
-        .resolve("localhost", ([127, 0, 0, 1], port).into())
-        .timeout(std::time::Duration::from_secs(10))
-        .no_proxy()
-        .build()
-        .expect("tls client")
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::certs::{Ca, Leaf, tls_client};
+use super::certs::{Ca, Leaf, negotiated_alpn, tls_client};
 use super::harness::{Cinemo, plain_client, write};
 
 struct Pki {
@@ -174,6 +174,11 @@ async fn internal_tier_accepts_the_public_tier_for_create_and_read() {
     let doc: serde_json::Value = read.json().await.expect("json");
     assert_eq!(doc["name"], "Ada");
     assert_eq!(doc["_id"], id.as_str());
+    assert_eq!(
+        negotiated_alpn(&pki.ca, Some(&pki.client), internal.internal_port).await,
+        "h2",
+        "the tier link runs HTTP/2 over mutual TLS"
+    );
 }
 
 #[tokio::test]
@@ -381,6 +386,16 @@ async fn public_listener_serves_tls_when_configured() {
         .await
         .expect("version over TLS");
     assert_eq!(r.status(), 200);
+    // HTTP/2 stays off the internet-facing listener (RUSTSEC-2026-0258 in
+    // actix-http's h2 0.3; see deny.toml), even for a client that asks.
+    assert_eq!(negotiated_alpn(&pki.ca, None, port).await, "http/1.1");
+    let preferring_h2 = tls
+        .get(format!("{base}/api/customers/{}", "0".repeat(24)))
+        .send()
+        .await
+        .expect("read over TLS");
+    assert_eq!(preferring_h2.version(), reqwest::Version::HTTP_11);
+    assert_eq!(preferring_h2.status(), 404);
     assert_refused(
         &plain_client(),
         &format!("{}/api/version", cinemo.public_url()),
