@@ -23,9 +23,9 @@ RATE=${BENCH_RATE:-10000}
 need_apt wrk
 
 log "building release"
-cargo build --release --locked --bin cinemo --example ceiling 2>&1 | tail -n 1
+cargo build --release --locked --bin cinemo --bin ceiling 2>&1 | tail -n 1
 BIN=${CINEMO_BIN:-$CARGO_TARGET_DIR/release/cinemo}
-CEILING=$CARGO_TARGET_DIR/release/examples/ceiling
+CEILING=$CARGO_TARGET_DIR/release/ceiling
 
 work=$(mktemp -d)
 cleanup_work() { _ci_cleanup; rm -rf "$work"; }

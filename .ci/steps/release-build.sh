@@ -32,9 +32,13 @@ export CINEMO_GIT_SHA=${CINEMO_GIT_SHA:-$(git rev-parse --short=12 HEAD 2>/dev/n
 CINEMO_DIST=${CINEMO_DIST:-$CINEMO_CACHE/dist}
 mkdir -p "$CINEMO_DIST"
 CINEMO_DIST=$(cd "$CINEMO_DIST" && pwd)
-# Reproducibility: the commit's time, not the wall clock, for anything that
-# embeds a date (cargo-cyclonedx honours it too).
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
+# Reproducibility: the commit's time, not the wall clock, for the one thing
+# that embeds a date, the SBOM (cargo-cyclonedx honours SOURCE_DATE_EPOCH).
+# Not exported to cargo build: no C source in the tree (ring, aws-lc, SQLite)
+# uses __DATE__/__TIME__, but their build scripts (cc) track the variable, so
+# a new value every commit rebuilt most dependencies on every release build
+# (7 minutes of each CI run) instead of reusing .ci/run's build.
+sbom_epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 
 version=$(cargo metadata --format-version 1 --no-deps --locked --offline 2>/dev/null \
   | python3 -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"]=="cinemo"))' \
@@ -84,7 +88,7 @@ CINEMO_TARGET=$target
 CINEMO_BINARY=$name
 ENV
 
-"$(dirname "$0")/sbom.sh" --target "$target" --out "$CINEMO_DIST/$name.cdx.json"
+SOURCE_DATE_EPOCH=$sbom_epoch "$(dirname "$0")/sbom.sh" --target "$target" --out "$CINEMO_DIST/$name.cdx.json"
 
 log "release artefacts in $CINEMO_DIST"
 ls -l "$CINEMO_DIST/$name"*

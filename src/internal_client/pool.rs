@@ -25,9 +25,14 @@ use super::{InternalError, error_chain};
 
 pub type Body = Full<Bytes>;
 
-/// HTTP/2 connections per worker. More than one, so that a public host
-/// spreads its load over more than one internal host even between
-/// replacements; each carries any number of concurrent requests.
+/// HTTP/2 connections per worker; each carries any number of concurrent
+/// requests. More than one, so that a public host spreads its load over
+/// more than one internal host (and, on each, over more than one actix
+/// worker: a connection stays on the worker that accepted it) even between
+/// replacements. One lane gave the read path about 12% more throughput on
+/// the 2-core benchmark, but the paced p99 jumped to 4-8 ms in two runs of
+/// five, most likely when a replacement put both of a process's
+/// connections on the same internal worker (docs/performance.md).
 pub const H2_LANES: usize = 2;
 
 /// A pooled HTTP/1.1 connection unused for this long is closed rather than
