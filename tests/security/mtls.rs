@@ -402,6 +402,21 @@ async fn public_listener_serves_tls_when_configured() {
         "plain HTTP on the TLS listener",
     )
     .await;
+    // Graceful shutdown with an idle keep-alive TLS connection open: the
+    // listener closes it and the process exits 0 long before the 30 s
+    // shutdown deadline.
+    let body = tls
+        .get(format!("{base}/api/health/live"))
+        .send()
+        .await
+        .expect("live over TLS")
+        .text()
+        .await
+        .expect("body");
+    assert!(!body.is_empty());
+    cinemo.signal("TERM");
+    let status = cinemo.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "exit {status}:\n{}", cinemo.log());
 }
 
 /// SIGHUP re-reads the TLS files: a client CA added to the bundle is
