@@ -38,19 +38,7 @@ trap cleanup_work EXIT
 tele=(CINEMO__OTLP__ENABLED=false)
 if [ "$TELEMETRY" != off ]; then
   po=$(free_port)
-  python3 - "$po" >/dev/null 2>&1 <<'PY' &
-import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-class H(BaseHTTPRequestHandler):
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        self.send_response(200)
-        self.send_header("content-length", "0")
-        self.end_headers()
-    def log_message(self, *a):
-        pass
-ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-PY
+  python3 bench/stand_ins.py otlp "$po" >/dev/null 2>&1 &
   track_pid $!
   wait_port "$po"
   # One metrics export a second, so export work shows in the count.
@@ -58,24 +46,7 @@ PY
 fi
 if [ "$TELEMETRY" = on ]; then
   pk=$(free_port)
-  python3 - "$pk" >/dev/null 2>&1 <<'PY' &
-import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-OK = b'{"SequenceNumber":"1","ShardId":"shardId-000000000000"}'
-class H(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_POST(self):
-        n = self.rfile.read(int(self.headers.get("content-length", 0))).count(b'"PartitionKey"')
-        out = b'{"FailedRecordCount":0,"Records":[' + b",".join([OK] * n) + b"]}"
-        self.send_response(200)
-        self.send_header("content-type", "application/x-amz-json-1.1")
-        self.send_header("content-length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
-    def log_message(self, *a):
-        pass
-ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-PY
+  python3 bench/stand_ins.py kinesis "$pk" >/dev/null 2>&1 &
   track_pid $!
   wait_port "$pk"
   tele+=(CINEMO__KINESIS__STREAM_NAME=cinemo-diagnostics CINEMO__KINESIS__REGION=us-east-1

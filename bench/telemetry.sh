@@ -58,36 +58,7 @@ case "$KINESIS" in
     done
     ;;
   fake)
-    python3 - "$pk" "$work/fake-kinesis.count" >"$work/fake-kinesis.log" 2>&1 <<'PY' &
-import sys, threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-OK_RESULT = b'{"SequenceNumber":"1","ShardId":"shardId-000000000000"}'
-received = 0
-lock = threading.Lock()
-class H(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_POST(self):
-        global received
-        body = self.rfile.read(int(self.headers.get("content-length", 0)))
-        # Counted without parsing: every record has exactly one
-        # PartitionKey, and frames cannot contain that quoted name (their
-        # data is base64). Parsing 36,000 records/s in Python took a
-        # quarter of a core from the servers it shares the machine with.
-        n = body.count(b'"PartitionKey"')
-        with lock:
-            received += n
-            open(sys.argv[2], "w").write(str(received))
-        out = (b'{"FailedRecordCount":0,"Records":['
-               + b",".join([OK_RESULT] * n) + b"]}")
-        self.send_response(200)
-        self.send_header("content-type", "application/x-amz-json-1.1")
-        self.send_header("content-length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
-    def log_message(self, *a):
-        pass
-ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-PY
+    python3 bench/stand_ins.py kinesis "$pk" "$work/fake-kinesis.count" >"$work/fake-kinesis.log" 2>&1 &
     track_pid $!
     wait_port "$pk"
     ;;
@@ -97,20 +68,7 @@ esac
 
 # An OTLP/HTTP sink that accepts and discards everything.
 po=$(free_port)
-python3 - "$po" >"$work/otlp.log" 2>&1 <<'PY' &
-import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-class H(BaseHTTPRequestHandler):
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        self.send_response(200)
-        self.send_header("content-type", "application/x-protobuf")
-        self.send_header("content-length", "0")
-        self.end_headers()
-    def log_message(self, *a):
-        pass
-ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-PY
+python3 bench/stand_ins.py otlp "$po" >"$work/otlp.log" 2>&1 &
 track_pid $!
 wait_port "$po"
 
