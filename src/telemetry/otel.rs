@@ -248,7 +248,15 @@ impl Instruments {
     /// the route table and statuses are three digits, so there are few);
     /// a request with a method outside the standard ones is measured
     /// unbound, so a client inventing methods cannot grow the cache.
-    fn record_http(&self, elapsed: f64, method: &StringValue, status: u16, route: Option<String>) {
+    /// `standard` is the method's static name from `method_name`.
+    fn record_http(
+        &self,
+        elapsed: f64,
+        method: &StringValue,
+        standard: Option<&'static str>,
+        status: u16,
+        route: Option<String>,
+    ) {
         type Key = (&'static str, u16, Option<String>);
         thread_local! {
             // foldhash: the keys are route patterns from the route table,
@@ -266,7 +274,7 @@ impl Instruments {
             }
             attrs
         };
-        let Some(standard) = static_method(method.as_str()) else {
+        let Some(standard) = standard else {
             self.http_duration.record(elapsed, &attributes(route));
             return;
         };
@@ -340,7 +348,7 @@ pub async fn request_telemetry(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let start = Instant::now();
     let instruments = metrics();
-    let method = method_name(req.method());
+    let (method, standard_method) = method_name(req.method());
     // W3C trace context, read directly (super::trace_context): the global
     // propagator sits behind a lock, and the SDK's parser allocates.
     let parent = match super::trace_context::extract(req.headers()) {
@@ -384,20 +392,20 @@ pub async fn request_telemetry(
         }
     }
     span.end();
-    instruments.record_http(start.elapsed().as_secs_f64(), &method, status, route);
+    instruments.record_http(
+        start.elapsed().as_secs_f64(),
+        &method,
+        standard_method,
+        status,
+        route,
+    );
     result
 }
 
-/// The standard methods' names, as `method_name` spells them.
-fn static_method(name: &str) -> Option<&'static str> {
-    ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"]
-        .into_iter()
-        .find(|m| *m == name)
-}
-
-/// The method as a `'static` attribute value (no allocation) for the
-/// standard methods; others keep their own spelling.
-fn method_name(method: &actix_web::http::Method) -> opentelemetry::StringValue {
+/// The method as an attribute value, and its `'static` name for the
+/// standard methods (no allocation; the key of the per-thread bound
+/// histograms). Other methods keep their own spelling and no static name.
+fn method_name(method: &actix_web::http::Method) -> (StringValue, Option<&'static str>) {
     use actix_web::http::Method;
     let name = match *method {
         Method::GET => "GET",
@@ -407,9 +415,9 @@ fn method_name(method: &actix_web::http::Method) -> opentelemetry::StringValue {
         Method::HEAD => "HEAD",
         Method::OPTIONS => "OPTIONS",
         Method::PATCH => "PATCH",
-        _ => return method.as_str().to_owned().into(),
+        _ => return (method.as_str().to_owned().into(), None),
     };
-    name.into()
+    (name.into(), Some(name))
 }
 
 /// Starts a span under `parent`. Its name and attributes are only built
