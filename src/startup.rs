@@ -175,7 +175,7 @@ impl Application {
                     .app_data(guards)
                     .wrap(actix_web::middleware::from_fn(guards::check))
                     // Outermost: every answer, guards' 408/414 included, is measured.
-                    .wrap(actix_web::middleware::from_fn(otel::request_telemetry))
+                    .wrap(actix_web::middleware::from_fn(otel::follower_telemetry))
                     .app_data(state.clone())
                     .app_data(web::PayloadConfig::new(max_body))
                     .configure(|cfg| internal::routes(cfg, &batch))

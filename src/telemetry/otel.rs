@@ -334,10 +334,11 @@ pub fn traceparent_trace_id(headers: &HeaderMap) -> Option<String> {
     super::trace_context::extract(headers).map(|sc| sc.trace_id().to_string())
 }
 
-/// Actix middleware (`middleware::from_fn`): a server span per request,
-/// child of an incoming `traceparent`, and `http.server.request.duration`
-/// labelled with the route pattern (never the raw path, which would make
-/// one time series per customer id).
+/// Actix middleware (`middleware::from_fn`) of the public tier: a server
+/// span per request, child of an incoming `traceparent` or the root of a
+/// new trace (sampled at `otlp.trace_sample_ratio`), and
+/// `http.server.request.duration` labelled with the route pattern (never
+/// the raw path, which would make one time series per customer id).
 ///
 /// The route is read from the routed request once the response is there:
 /// actix then follows the matched resource directly, while asking before
@@ -346,14 +347,52 @@ pub async fn request_telemetry(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    telemetry(req, next, Roots::Start).await
+}
+
+/// The internal tier's twin of `request_telemetry`. It never starts a
+/// trace: its callers are public tiers, which decide for the whole trace
+/// and send `traceparent` only when there is one to follow (see
+/// `DependencyCall::inject_headers`). A request without one gets no span;
+/// its metrics are recorded all the same.
+pub async fn follower_telemetry(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    telemetry(req, next, Roots::Follow).await
+}
+
+/// Whether a tier starts traces of its own for requests without a
+/// `traceparent`.
+#[derive(Clone, Copy, PartialEq)]
+enum Roots {
+    Start,
+    Follow,
+}
+
+/// Marks a request's context when its caller sent a `traceparent`: the
+/// trace is the caller's, so it goes on to the internal tier even when it
+/// is not sampled (W3C: a received `traceparent` is passed on).
+#[derive(Clone, Copy)]
+struct CallerTrace;
+
+async fn telemetry(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+    roots: Roots,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let start = Instant::now();
     let instruments = metrics();
     let (method, standard_method) = method_name(req.method());
     // W3C trace context, read directly (super::trace_context): the global
     // propagator sits behind a lock, and the SDK's parser allocates.
     let parent = match super::trace_context::extract(req.headers()) {
-        Some(remote) => Context::current().with_remote_span_context(remote),
-        None => Context::current(),
+        Some(remote) => Context::current()
+            .with_remote_span_context(remote)
+            .with_value(CallerTrace),
+        None if roots == Roots::Start => Context::current(),
+        // Nothing to follow: no span, no sampling decision, no ids.
+        None => return measure(next.call(req).await, start, &method, standard_method),
     };
     let cx = start_span(&parent, SpanKind::Server, |span| {
         let mut attributes = vec![KeyValue::new(ATTR_HTTP_METHOD, method.clone())];
@@ -395,6 +434,27 @@ pub async fn request_telemetry(
     instruments.record_http(
         start.elapsed().as_secs_f64(),
         &method,
+        standard_method,
+        status,
+        route,
+    );
+    result
+}
+
+/// `http.server.request.duration` for a request without a span.
+fn measure<B>(
+    result: Result<ServiceResponse<B>, actix_web::Error>,
+    start: Instant,
+    method: &StringValue,
+    standard_method: Option<&'static str>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    let (status, route) = match &result {
+        Ok(res) => (res.status().as_u16(), res.request().match_pattern()),
+        Err(e) => (e.as_response_error().status_code().as_u16(), None),
+    };
+    metrics().record_http(
+        start.elapsed().as_secs_f64(),
+        method,
         standard_method,
         status,
         route,
@@ -480,10 +540,19 @@ impl DependencyCall {
     }
 
     /// Adds the W3C headers (`traceparent`, and `tracestate` when there is
-    /// one) that make the callee's span a child of this one.
+    /// one) that make the callee's span a child of this one: when the
+    /// trace is sampled, or is the caller's (it came with a `traceparent`).
+    /// An unsampled trace this tier started itself is not sent on: the
+    /// internal tier starts no traces (`follower_telemetry`), so without
+    /// the header it records nothing, which is what `-00` would have told
+    /// it, and nine reads in ten skip writing, compressing, decompressing
+    /// and parsing the header (about a third of what tracing cost a read).
     pub fn inject_headers(&self, headers: &mut hyper::header::HeaderMap) {
         let span = self.cx.span();
         let sc = span.span_context();
+        if !sc.is_sampled() && self.cx.get::<CallerTrace>().is_none() {
+            return;
+        }
         if let Some(mut traceparent) = super::trace_context::format(sc) {
             // A new value on every request: HTTP/2's header compression
             // would only churn its table with it ("never indexed").
@@ -551,5 +620,48 @@ mod tests {
             assert_eq!(traceparent_trace_id(&headers(bad)), None, "{bad}");
         }
         assert_eq!(traceparent_trace_id(&HeaderMap::new()), None);
+    }
+
+    /// What `inject_headers` sends for a request's context.
+    fn injected(cx: Context) -> Option<String> {
+        let call = DependencyCall {
+            cx,
+            own_span: false,
+            peer: PEER_INTERNAL,
+            start: Instant::now(),
+        };
+        let mut h = hyper::header::HeaderMap::new();
+        call.inject_headers(&mut h);
+        h.get(TRACEPARENT_HEADER)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    #[test]
+    fn traceparent_goes_on_when_sampled_or_the_callers_only() {
+        use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+        let context = |flags| {
+            SpanContext::new(
+                TraceId::from(0x4bf92f3577b34da6a3ce929d0e0e4736),
+                SpanId::from(0x00f067aa0ba902b7),
+                flags,
+                false,
+                TraceState::default(),
+            )
+        };
+        let sampled = Context::new().with_remote_span_context(context(TraceFlags::SAMPLED));
+        let unsampled = || Context::new().with_remote_span_context(context(TraceFlags::default()));
+        assert_eq!(
+            injected(sampled).as_deref(),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        );
+        // A trace this tier started and did not sample: nothing to follow.
+        assert_eq!(injected(unsampled()), None);
+        // The caller's trace goes on, sampled or not.
+        assert_eq!(
+            injected(unsampled().with_value(CallerTrace)).as_deref(),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")
+        );
+        // No span at all (export off, no traceparent came in).
+        assert_eq!(injected(Context::new()), None);
     }
 }

@@ -353,6 +353,63 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
 /// A collector that accepts connections and never answers: requests keep
 /// their speed and shutdown stays within its deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_internal_tier_only_follows_traces_the_public_tier_started() {
+    let (receiver, received) = otlp_receiver().await;
+    let otlp = |ratio: &str| {
+        vec![
+            ("CINEMO__OTLP__ENABLED", "true".to_owned()),
+            ("CINEMO__OTLP__ENDPOINT", receiver.endpoint()),
+            ("CINEMO__OTLP__TRACE_SAMPLE_RATIO", ratio.to_owned()),
+        ]
+    };
+    // The internal tier would sample every trace it started; it must start
+    // none, even though the public tier no longer tells it "not sampled".
+    let mut internal = Cinemo::spawn("internal", &otlp("1.0")).await;
+    let mut env = otlp("0");
+    env.push(("CINEMO__PUBLIC__INTERNAL_URL", internal.url().to_owned()));
+    let mut public = Cinemo::spawn("public", &env).await;
+    let http = reqwest::Client::new();
+    let created = http
+        .post(format!("{}/api/customers", public.url()))
+        .json(&serde_json::json!({"name": "Grace"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    let id = created.json::<serde_json::Value>().await.unwrap()["customerId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let read = http
+        .get(format!("{}/api/customers/{id}", public.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    // Straight to the internal tier, without a traceparent.
+    let direct = http
+        .get(format!("{}/api/cache/{id}", internal.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status(), 200);
+    public.stop().await;
+    internal.stop().await;
+    let got = received.lock().unwrap();
+    assert!(
+        got.metrics
+            .iter()
+            .any(|(r, _)| Received::mode(r) == "internal"),
+        "the internal tier's metrics were exported (export works)"
+    );
+    assert!(
+        got.spans.is_empty(),
+        "no span from traces nobody sampled: {:#?}",
+        got.spans
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_collector_costs_requests_nothing() {
     let hole = Proxy::start("127.0.0.1:9".parse().unwrap()).await;
     hole.set(ProxyMode::Blackhole);
