@@ -387,74 +387,62 @@ async fn telemetry(
     // W3C trace context, read directly (super::trace_context): the global
     // propagator sits behind a lock, and the SDK's parser allocates.
     let parent = match super::trace_context::extract(req.headers()) {
-        Some(remote) => Context::current()
-            .with_remote_span_context(remote)
-            .with_value(CallerTrace),
-        None if roots == Roots::Start => Context::current(),
-        // Nothing to follow: no span, no sampling decision, no ids.
-        None => return measure(next.call(req).await, start, &method, standard_method),
+        Some(remote) => Some(
+            Context::current()
+                .with_remote_span_context(remote)
+                .with_value(CallerTrace),
+        ),
+        // Without a `traceparent` the internal tier has nothing to follow:
+        // no span, no sampling decision, no ids.
+        None => (roots == Roots::Start).then(Context::current),
     };
-    let cx = start_span(&parent, SpanKind::Server, |span| {
-        let mut attributes = vec![KeyValue::new(ATTR_HTTP_METHOD, method.clone())];
-        if let Some(token) = req
-            .headers()
-            .get(TRACE_HEADER)
-            .and_then(|v| v.to_str().ok())
-        {
-            let token: String = token
-                .chars()
-                .take(crate::domain::TraceToken::MAX_LEN)
-                .collect();
-            attributes.push(KeyValue::new(SPAN_ATTR_X_TRACE, token));
-        }
-        span.set_attributes(attributes);
+    let cx = parent.map(|parent| {
+        start_span(&parent, SpanKind::Server, |span| {
+            let mut attributes = vec![KeyValue::new(ATTR_HTTP_METHOD, method.clone())];
+            if let Some(token) = req
+                .headers()
+                .get(TRACE_HEADER)
+                .and_then(|v| v.to_str().ok())
+            {
+                let token: String = token
+                    .chars()
+                    .take(crate::domain::TraceToken::MAX_LEN)
+                    .collect();
+                attributes.push(KeyValue::new(SPAN_ATTR_X_TRACE, token));
+            }
+            span.set_attributes(attributes);
+        })
     });
 
-    let result = next.call(req).with_context(cx.clone()).await;
+    let result = match &cx {
+        Some(cx) => next.call(req).with_context(cx.clone()).await,
+        None => next.call(req).await,
+    };
 
     let (status, route) = match &result {
         Ok(res) => (res.status().as_u16(), res.request().match_pattern()),
         Err(e) => (e.as_response_error().status_code().as_u16(), None),
     };
-    let span = cx.span();
-    if span.is_recording() {
-        span.update_name(match &route {
-            Some(route) => format!("{method} {route}"),
-            None => method.to_string(),
-        });
-        if let Some(route) = &route {
-            span.set_attribute(KeyValue::new(ATTR_HTTP_ROUTE, route.clone()));
+    if let Some(cx) = &cx {
+        let span = cx.span();
+        if span.is_recording() {
+            span.update_name(match &route {
+                Some(route) => format!("{method} {route}"),
+                None => method.to_string(),
+            });
+            if let Some(route) = &route {
+                span.set_attribute(KeyValue::new(ATTR_HTTP_ROUTE, route.clone()));
+            }
+            span.set_attribute(KeyValue::new(ATTR_HTTP_STATUS, i64::from(status)));
+            if status >= 500 {
+                span.set_status(Status::error(format!("HTTP {status}")));
+            }
         }
-        span.set_attribute(KeyValue::new(ATTR_HTTP_STATUS, i64::from(status)));
-        if status >= 500 {
-            span.set_status(Status::error(format!("HTTP {status}")));
-        }
+        span.end();
     }
-    span.end();
     instruments.record_http(
         start.elapsed().as_secs_f64(),
         &method,
-        standard_method,
-        status,
-        route,
-    );
-    result
-}
-
-/// `http.server.request.duration` for a request without a span.
-fn measure<B>(
-    result: Result<ServiceResponse<B>, actix_web::Error>,
-    start: Instant,
-    method: &StringValue,
-    standard_method: Option<&'static str>,
-) -> Result<ServiceResponse<B>, actix_web::Error> {
-    let (status, route) = match &result {
-        Ok(res) => (res.status().as_u16(), res.request().match_pattern()),
-        Err(e) => (e.as_response_error().status_code().as_u16(), None),
-    };
-    metrics().record_http(
-        start.elapsed().as_secs_f64(),
-        method,
         standard_method,
         status,
         route,
