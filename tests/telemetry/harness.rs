@@ -535,3 +535,30 @@ async fn serve_connection(
         stream.write_all(&response.body).await?;
     }
 }
+
+/// `POST /api/customers` (name "Ada", `X-Trace` when given): the status
+/// and the new id (empty when there is none).
+pub async fn create(client: &reqwest::Client, base: &str, trace: Option<&str>) -> (u16, String) {
+    let mut req = client
+        .post(format!("{base}/api/customers"))
+        .json(&serde_json::json!({"name": "Ada"}));
+    if let Some(t) = trace {
+        req = req.header("X-Trace", t);
+    }
+    let r = req.send().await.expect("create");
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r.json().await.unwrap_or_default();
+    (
+        status,
+        body["customerId"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// `GET /api/customers/{id}` with `headers`: the status.
+pub async fn read(client: &reqwest::Client, base: &str, id: &str, headers: &[(&str, &str)]) -> u16 {
+    let mut req = client.get(format!("{base}/api/customers/{id}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.expect("read").status().as_u16()
+}

@@ -99,30 +99,6 @@ fn sink_env(endpoint: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-async fn create(client: &reqwest::Client, base: &str, trace: Option<&str>) -> (u16, String) {
-    let mut req = client
-        .post(format!("{base}/api/customers"))
-        .json(&serde_json::json!({"name": "Ada"}));
-    if let Some(t) = trace {
-        req = req.header("X-Trace", t);
-    }
-    let r = req.send().await.expect("create");
-    let status = r.status().as_u16();
-    let body: serde_json::Value = r.json().await.unwrap_or_default();
-    (
-        status,
-        body["customerId"].as_str().unwrap_or_default().to_owned(),
-    )
-}
-
-async fn read(client: &reqwest::Client, base: &str, id: &str, headers: &[(&str, &str)]) -> u16 {
-    let mut req = client.get(format!("{base}/api/customers/{id}"));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    req.send().await.expect("read").status().as_u16()
-}
-
 /// The sink's final counts, from its stop line.
 fn sink_counts(app: &Cinemo) -> (u64, u64, u64) {
     let events = app.log_events("kinesis sink stopped");

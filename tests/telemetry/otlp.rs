@@ -145,6 +145,19 @@ async fn otlp_receiver() -> (FakeServer, Arc<Mutex<Received>>) {
     (receiver, received)
 }
 
+/// `--mode internal` with `internal_env`, then `--mode public` with
+/// `public_env` in front of it, as in production.
+async fn both_tiers(
+    internal_env: &[(&str, String)],
+    public_env: &[(&str, String)],
+) -> (Cinemo, Cinemo) {
+    let internal = Cinemo::spawn("internal", internal_env).await;
+    let mut env = public_env.to_vec();
+    env.push(("CINEMO__PUBLIC__INTERNAL_URL", internal.url().to_owned()));
+    let public = Cinemo::spawn("public", &env).await;
+    (internal, public)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
     let (receiver, received) = otlp_receiver().await;
@@ -156,38 +169,20 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
         ("CINEMO__OTLP__EXPORT_INTERVAL_MS", "500".to_owned()),
         ("CINEMO__OTLP__TRACE_SAMPLE_RATIO", "0".to_owned()),
     ];
-    let mut internal = Cinemo::spawn("internal", &otlp).await;
-    let mut env = otlp.clone();
-    env.push(("CINEMO__PUBLIC__INTERNAL_URL", internal.url().to_owned()));
-    let mut public = Cinemo::spawn("public", &env).await;
+    let (mut internal, mut public) = both_tiers(&otlp, &otlp).await;
     let base = public.url().to_owned();
 
     let http = reqwest::Client::new();
-    let created: serde_json::Value = http
-        .post(format!("{base}/api/customers"))
-        .json(&serde_json::json!({"name": "Grace"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["customerId"].as_str().unwrap();
+    let (status, id) = create(&http, &base, None).await;
+    assert_eq!(status, 200);
     let trace_id = "0af7651916cd43dd8448eb211c80319c";
     let parent_id = "b7ad6b7169203331";
-    let read = http
-        .get(format!("{base}/api/customers/{id}"))
-        .header("traceparent", format!("00-{trace_id}-{parent_id}-01"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(read.status(), 200);
-    let missing = http
-        .get(format!("{base}/api/customers/{}", "0".repeat(24)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(missing.status(), 404);
+    let traceparent = format!("00-{trace_id}-{parent_id}-01");
+    assert_eq!(
+        read(&http, &base, &id, &[("traceparent", &traceparent)]).await,
+        200
+    );
+    assert_eq!(read(&http, &base, &"0".repeat(24), &[]).await, 404);
     let batch = http
         .post(format!("{base}/api/customers/batch"))
         .json(&serde_json::json!([{"name": "Ada"}, {"name": "Alan"}]))
@@ -277,7 +272,7 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
     assert!(
         !got.metrics
             .iter()
-            .any(|(_, m)| m.name == d && format!("{m:?}").contains(id)),
+            .any(|(_, m)| m.name == d && format!("{m:?}").contains(id.as_str())),
         "a raw path leaked into http.route"
     );
 
@@ -364,28 +359,11 @@ async fn the_internal_tier_only_follows_traces_the_public_tier_started() {
     };
     // The internal tier would sample every trace it started; it must start
     // none, even though the public tier no longer tells it "not sampled".
-    let mut internal = Cinemo::spawn("internal", &otlp("1.0")).await;
-    let mut env = otlp("0");
-    env.push(("CINEMO__PUBLIC__INTERNAL_URL", internal.url().to_owned()));
-    let mut public = Cinemo::spawn("public", &env).await;
+    let (mut internal, mut public) = both_tiers(&otlp("1.0"), &otlp("0")).await;
     let http = reqwest::Client::new();
-    let created = http
-        .post(format!("{}/api/customers", public.url()))
-        .json(&serde_json::json!({"name": "Grace"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 200);
-    let id = created.json::<serde_json::Value>().await.unwrap()["customerId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let read = http
-        .get(format!("{}/api/customers/{id}", public.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(read.status(), 200);
+    let (status, id) = create(&http, public.url(), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(read(&http, public.url(), &id, &[]).await, 200);
     // Straight to the internal tier, without a traceparent.
     let direct = http
         .get(format!("{}/api/cache/{id}", internal.url()))
