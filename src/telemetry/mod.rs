@@ -15,7 +15,14 @@ pub use diagnostics::{Diagnostics, Frame};
 /// leave. What the Kinesis sink cannot send in time overflows its queue and
 /// is counted as dropped (the `<env>-kinesis-dropped` alarm); spans beyond
 /// the SDK's queue are dropped by the SDK. Requests never slow down for it.
-pub const EXPORT_THREAD_NICE: i32 = 10;
+///
+/// The lowest priority there is. At nice 10 the export threads still got
+/// about a tenth of a request thread's share of a saturated CPU; the same
+/// binary with them at 19 served 11-27% more traced reads in
+/// `bench/telemetry.sh` (docs/performance.md). At nice 19 (about 1.5% of a
+/// request thread's share) export still runs on a saturated host, and at
+/// full speed whenever the CPU is not saturated.
+pub const EXPORT_THREAD_NICE: i32 = 19;
 
 /// Lowers the calling thread's scheduling priority (Linux: the nice value is
 /// per thread). Best effort: a failure only leaves the default priority.

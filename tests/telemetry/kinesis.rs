@@ -477,7 +477,7 @@ async fn export_threads_yield_to_the_request_threads() {
     for exporter in ["cinemo-kinesis", "OpenTelemetry"] {
         let nice = nice_of(exporter);
         assert!(
-            !nice.is_empty() && nice.iter().all(|n| *n == 10),
+            !nice.is_empty() && nice.iter().all(|n| *n == 19),
             "{exporter}: {threads:?}"
         );
     }

@@ -54,7 +54,7 @@ def test_cinemo_waits_for_the_ssm_bootstrap(cinemo, repo):
 
 def test_cinemo_may_lower_its_export_threads_priority_and_nothing_more(cinemo):
     """setpriority is in @resources, which the filter denies; cinemo needs it
-    (telemetry export threads at nice 10). Filters apply in order, so it must
+    (telemetry export threads at nice 19). Filters apply in order, so it must
     be allowed again after the deny list, and with no capabilities it can
     only ever lower a priority."""
     s = cinemo["Service"]
