@@ -140,6 +140,30 @@ print(f"{rps:.0f} {ms('50%'):.2f} {ms('99%'):.2f} {errors} {total}")
 PY
 }
 
+# paced_wrk_script FILE: a wrk script for paced load. Every connection
+# sends one request, then pauses a random time (exponential, mean 10 ms:
+# wrk's delay() hook), so RATE/100 connections (paced_connections RATE)
+# make Poisson arrivals at RATE req/s, a little less as latency adds to
+# each cycle (print the achieved rate). A fixed 10 ms pause instead keeps
+# the connections in lockstep, bursts of ~100 requests every 10 ms, and
+# measures the burst's queueing rather than the rate (docs/performance.md
+# has both). wrk is light enough to leave the cores to the servers; hey,
+# used before, cost so much CPU that its own p99 on the single-hop ceiling
+# was 3.4 ms at 10,000 req/s. (wrk2, the constant-throughput tool, is not
+# packaged for Debian.)
+paced_wrk_script() {
+  cat >"$1" <<'LUA'
+local n = 0
+function setup(thread) n = n + 1; thread:set("id", n) end
+function init(args) math.randomseed(os.time() * 100 + (id or 0)) end
+function delay() return math.floor(-math.log(1 - math.random()) * 10 + 0.5) end
+LUA
+}
+
+# paced_connections RATE: connections for paced_wrk_script to offer RATE
+# req/s (5% over RATE/100, for the time each request itself takes).
+paced_connections() { echo $((($1 * 105 / 100 + 99) / 100)); }
+
 start_moto() {
   ensure_venv
   local port; port=$(free_port)

@@ -79,23 +79,9 @@ round_ratios=$(for i in "${!read_runs[@]}"; do
 done)
 log "create path POST /api/customers (${S}s)"; read -r w_rps w_p50 w_p99 w_err < <(run_wrk create "http://127.0.0.1:$pp/api/customers" "$work/post.lua")
 
-# Paced load at about RATE req/s: every connection sends one request, then
-# pauses a random time (exponential, mean 10 ms: wrk's delay() hook), so
-# RATE/100 connections make Poisson arrivals at RATE req/s, a little less
-# as latency adds to each cycle (the achieved rate is printed). A fixed
-# 10 ms pause instead keeps the connections in lockstep, bursts of ~100
-# requests every 10 ms, and measures the burst's queueing rather than the
-# rate (docs/performance.md has both). wrk is light enough to leave the
-# cores to the servers; hey, used before, cost so much CPU that its own p99
-# on the ceiling was 3.4 ms at this rate. (wrk2, the constant-throughput
-# tool, is not packaged for Debian.)
-cat >"$work/paced.lua" <<'LUA'
-local n = 0
-function setup(thread) n = n + 1; thread:set("id", n) end
-function init(args) math.randomseed(os.time() * 100 + (id or 0)) end
-function delay() return math.floor(-math.log(1 - math.random()) * 10 + 0.5) end
-LUA
-paced_conns=$(( (RATE * 105 / 100 + 99) / 100 ))
+# Paced load at about RATE req/s (paced_wrk_script in .ci/lib.sh).
+paced_wrk_script "$work/paced.lua"
+paced_conns=$(paced_connections "$RATE")
 log "ceiling and read path paced at ${RATE} req/s (${S}s each)"
 read -r p_rps p_p50 p_p99 p_err < <(run_wrk paced-ceiling "http://127.0.0.1:$pc/" "$work/paced.lua" "$paced_conns")
 read -r f_rps f_p50 f_p99 f_err < <(run_wrk paced-read "http://127.0.0.1:$pp/api/customers/$id" "$work/paced.lua" "$paced_conns")
