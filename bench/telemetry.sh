@@ -96,6 +96,7 @@ cpu_ticks() {
 # what a caller sees in normal operation.
 PACED_RATE=${BENCH_PACED_RATE:-5000}
 paced_wrk_script "$work/paced.lua"
+paced_conns=$(paced_connections "$PACED_RATE")
 
 # run NAME on|off: starts both tiers, measures the read path, stops them.
 # Prints "rps p99_ms non2xx cpu_us_per_request paced_rps paced_p99_ms" (the
@@ -123,14 +124,14 @@ run() {
   wrk -t2 -c64 -d"${S}s" --latency -H 'X-Trace: bench-trace-token' \
     "http://127.0.0.1:$pp/api/customers/$id" >"$work/$name.wrk"
   cpu_after=$(cpu_ticks $ppid $ipid)
-  wrk -t2 -c"$(paced_connections "$PACED_RATE")" -d"${S}s" --latency -s "$work/paced.lua" \
+  wrk -t2 -c"$paced_conns" -d"${S}s" --latency -s "$work/paced.lua" \
     -H 'X-Trace: bench-trace-token' "http://127.0.0.1:$pp/api/customers/$id" >"$work/$name-paced.wrk"
   kill -TERM $ppid; wait $ppid || true
   kill -TERM $ipid; wait $ipid || true
   local rps p50 p99 non2xx total
-  local paced_rps paced_p50 paced_p99 paced_non2xx
+  local paced_rps paced_p99 paced_non2xx
   read -r rps p50 p99 non2xx total < <(wrk_summary "$work/$name.wrk")
-  read -r paced_rps paced_p50 paced_p99 paced_non2xx _ < <(wrk_summary "$work/$name-paced.wrk")
+  read -r paced_rps _ paced_p99 paced_non2xx _ < <(wrk_summary "$work/$name-paced.wrk")
   python3 -c "print(f'$rps $p99 $((non2xx + paced_non2xx)) {$((cpu_after - cpu_before)) / $(getconf CLK_TCK) / $total * 1e6:.1f} $paced_rps $paced_p99')"
 }
 
