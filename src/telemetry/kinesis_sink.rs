@@ -119,7 +119,7 @@ pub struct KinesisSink {
 impl KinesisSink {
     /// Builds the client (standard AWS credential chain) and starts the task
     /// on a thread of its own (a single-threaded runtime at a lower CPU
-    /// priority, see `EXPORT_THREAD_NICE`).
+    /// priority, see `super::lower_thread_priority`).
     pub async fn start(settings: &KinesisSettings) -> anyhow::Result<Self> {
         let stream = settings
             .stream_name
@@ -161,7 +161,7 @@ impl KinesisSink {
         std::thread::Builder::new()
             .name("cinemo-kinesis".into())
             .spawn(move || {
-                super::lower_thread_priority(super::EXPORT_THREAD_NICE);
+                super::lower_thread_priority();
                 runtime.block_on(run);
                 let _ = done_tx.send(());
             })

@@ -40,14 +40,15 @@ pub struct OtelGuard {
 ///
 /// The SDK starts its export threads (batch span processor, periodic metric
 /// reader, the HTTP client's runtime) while the providers are built, and a
-/// new thread starts with its creator's nice value: building them on a
-/// thread of lowered priority puts all of them at `EXPORT_THREAD_NICE`.
+/// new thread starts with its creator's nice value and scheduling policy:
+/// building them on a thread at export priority puts all of them there
+/// (`super::lower_thread_priority`).
 pub fn init(settings: &Settings) -> anyhow::Result<Option<OtelGuard>> {
     std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("otel-init".into())
             .spawn_scoped(scope, || {
-                super::lower_thread_priority(super::EXPORT_THREAD_NICE);
+                super::lower_thread_priority();
                 init_providers(settings)
             })?
             .join()

@@ -427,22 +427,37 @@ async fn shutdown_with_kinesis_down_ends_on_time_and_counts_what_it_drops() {
     );
 }
 
-/// `(thread name, nice value)` of every thread of process `pid` (Linux).
-fn thread_priorities(pid: u32) -> Vec<(String, i64)> {
+/// Linux scheduling policies (`sched(7)`), as /proc shows them.
+const SCHED_OTHER: i64 = 0;
+const SCHED_IDLE: i64 = 5;
+
+#[derive(Debug)]
+struct ThreadPriority {
+    name: String,
+    nice: i64,
+    policy: i64,
+}
+
+/// Name, nice value and scheduling policy of every thread of process
+/// `pid` (Linux).
+fn thread_priorities(pid: u32) -> Vec<ThreadPriority> {
     let mut out = Vec::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc") {
         let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap_or_default();
         // "tid (name) state ppid ...": the name may hold spaces; the nice
-        // value is field 19, the 17th after the name.
+        // value is field 19 and the policy field 41 (proc(5)), the 17th and
+        // the 39th after the name.
         let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
             continue;
         };
-        let nice = stat[close + 1..]
-            .split_whitespace()
-            .nth(16)
-            .and_then(|n| n.parse().ok());
-        if let Some(nice) = nice {
-            out.push((stat[open + 1..close].to_owned(), nice));
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let field = |i: usize| fields.get(i).and_then(|n| n.parse().ok());
+        if let (Some(nice), Some(policy)) = (field(16), field(38)) {
+            out.push(ThreadPriority {
+                name: stat[open + 1..close].to_owned(),
+                nice,
+                policy,
+            });
         }
     }
     out
@@ -460,24 +475,25 @@ async fn export_threads_yield_to_the_request_threads() {
     let mut app = Cinemo::spawn("all", &env).await;
     let threads = thread_priorities(app.pid().expect("running"));
     app.stop().await;
-    let nice_of = |prefix: &str| -> Vec<i64> {
+    let of = |prefix: &str| -> Vec<(i64, i64)> {
         threads
             .iter()
-            .filter(|(name, _)| name.starts_with(prefix))
-            .map(|(_, nice)| *nice)
+            .filter(|t| t.name.starts_with(prefix))
+            .map(|t| (t.nice, t.policy))
             .collect()
     };
-    // The request threads keep the default priority...
-    let workers = nice_of("actix-rt");
+    // The request threads keep the default priority and policy...
+    let workers = of("actix-rt");
     assert!(
-        !workers.is_empty() && workers.iter().all(|n| *n == 0),
+        !workers.is_empty() && workers.iter().all(|w| *w == (0, SCHED_OTHER)),
         "{threads:?}"
     );
-    // ...and every thread that exports telemetry runs below it.
+    // ...and every thread that exports telemetry runs below them: at nice
+    // 19 and under SCHED_IDLE, which gives up the core to them at once.
     for exporter in ["cinemo-kinesis", "OpenTelemetry"] {
-        let nice = nice_of(exporter);
+        let exporters = of(exporter);
         assert!(
-            !nice.is_empty() && nice.iter().all(|n| *n == 19),
+            !exporters.is_empty() && exporters.iter().all(|e| *e == (19, SCHED_IDLE)),
             "{exporter}: {threads:?}"
         );
     }

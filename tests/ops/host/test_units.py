@@ -53,15 +53,18 @@ def test_cinemo_waits_for_the_ssm_bootstrap(cinemo, repo):
 
 
 def test_cinemo_may_lower_its_export_threads_priority_and_nothing_more(cinemo):
-    """setpriority is in @resources, which the filter denies; cinemo needs it
-    (telemetry export threads at nice 19). Filters apply in order, so it must
-    be allowed again after the deny list, and with no capabilities it can
-    only ever lower a priority."""
+    """setpriority and sched_setscheduler are in @resources, which the filter
+    denies; cinemo needs them (telemetry export threads at nice 19 and under
+    SCHED_IDLE). Filters apply in order, so they must be allowed again after
+    the deny list; with no capabilities cinemo can only ever lower a
+    priority, and RestrictRealtime= keeps the realtime policies out."""
     s = cinemo["Service"]
     filters = s["SystemCallFilter"]
     deny = next(i for i, f in enumerate(filters) if f.startswith("~") and "@resources" in f.split())
-    allowed_after = [i for i, f in enumerate(filters) if f.split() == ["setpriority"]]
+    allowed_after = [i for i, f in enumerate(filters)
+                     if sorted(f.split()) == ["sched_setscheduler", "setpriority"]]
     assert allowed_after and allowed_after[0] > deny, filters
+    assert s["RestrictRealtime"] == ["yes"]
     assert s["CapabilityBoundingSet"] == [""]
     assert s["NoNewPrivileges"] == ["yes"]
 
