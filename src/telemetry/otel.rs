@@ -26,8 +26,8 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{SdkMeterProvider, Temporality};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SamplingDecision, SamplingResult,
-    SdkTracerProvider, ShouldSample,
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SamplingResult, SdkTracerProvider,
+    ShouldSample,
 };
 
 /// Keeps the providers so shutdown can flush them.
@@ -181,21 +181,12 @@ impl ShouldSample for RootSampler {
         attributes: &[KeyValue],
         links: &[Link],
     ) -> SamplingResult {
-        if parent_context.is_some_and(|cx| cx.get::<SampledNewTrace>().is_some()) {
-            return SamplingResult {
-                decision: SamplingDecision::RecordAndSample,
-                attributes: Vec::new(),
-                trace_state: Default::default(),
-            };
-        }
-        Sampler::TraceIdRatioBased(self.ratio).should_sample(
-            parent_context,
-            trace_id,
-            name,
-            span_kind,
-            attributes,
-            links,
-        )
+        let sampler = if parent_context.is_some_and(|cx| cx.get::<SampledNewTrace>().is_some()) {
+            Sampler::AlwaysOn
+        } else {
+            Sampler::TraceIdRatioBased(self.ratio)
+        };
+        sampler.should_sample(parent_context, trace_id, name, span_kind, attributes, links)
     }
 }
 
@@ -658,6 +649,7 @@ mod tests {
 
     #[test]
     fn a_new_trace_kept_by_the_public_tier_is_sampled_once_not_twice() {
+        use opentelemetry_sdk::trace::SamplingDecision;
         let decide = |ratio: f64, cx: &Context| {
             RootSampler { ratio }
                 .should_sample(

@@ -427,10 +427,6 @@ async fn shutdown_with_kinesis_down_ends_on_time_and_counts_what_it_drops() {
     );
 }
 
-/// Linux scheduling policies (`sched(7)`), as /proc shows them.
-const SCHED_OTHER: i64 = 0;
-const SCHED_IDLE: i64 = 5;
-
 #[derive(Debug)]
 struct ThreadPriority {
     name: String,
@@ -485,7 +481,10 @@ async fn export_threads_yield_to_the_request_threads() {
     // The request threads keep the default priority and policy...
     let workers = of("actix-rt");
     assert!(
-        !workers.is_empty() && workers.iter().all(|w| *w == (0, SCHED_OTHER)),
+        !workers.is_empty()
+            && workers
+                .iter()
+                .all(|w| *w == (0, i64::from(libc::SCHED_OTHER))),
         "{threads:?}"
     );
     // ...and every thread that exports telemetry runs below them: at nice
@@ -493,7 +492,10 @@ async fn export_threads_yield_to_the_request_threads() {
     for exporter in ["cinemo-kinesis", "OpenTelemetry"] {
         let exporters = of(exporter);
         assert!(
-            !exporters.is_empty() && exporters.iter().all(|e| *e == (19, SCHED_IDLE)),
+            !exporters.is_empty()
+                && exporters
+                    .iter()
+                    .all(|e| *e == (19, i64::from(libc::SCHED_IDLE))),
             "{exporter}: {threads:?}"
         );
     }
