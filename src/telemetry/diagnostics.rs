@@ -41,9 +41,48 @@ pub struct MetricFrame {
 
 impl Frame {
     pub fn to_json(&self) -> String {
-        // Serializing these plain structs cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
+        let mut out = Vec::with_capacity(160);
+        self.write_json(&mut out);
+        // Only whole UTF-8 strings and ASCII are written.
+        String::from_utf8(out).unwrap_or_default()
     }
+
+    /// Appends the frame's JSON to `out`: the bytes `serde_json` writes for
+    /// the derived `Serialize` above (tested against it), without serde's
+    /// per-field machinery. The Kinesis sink writes every record this way,
+    /// straight into the record's buffer; it was a fifth of the sink's own
+    /// work per record.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        match self {
+            Frame::Logs(f) => {
+                out.extend_from_slice(br#"{"type":"logs","data":{"appId":"#);
+                json_str(out, f.app_id);
+                out.extend_from_slice(br#","traceId":"#);
+                json_str(out, &f.trace_id);
+                out.extend_from_slice(br#","message":"#);
+                json_str(out, &f.message);
+                out.extend_from_slice(br#","timestamp":"#);
+                out.extend_from_slice(itoa::Buffer::new().format(f.timestamp).as_bytes());
+            }
+            Frame::Metrics(f) => {
+                out.extend_from_slice(br#"{"type":"metrics","data":{"appId":"#);
+                json_str(out, f.app_id);
+                out.extend_from_slice(br#","name":"#);
+                json_str(out, f.name);
+                out.extend_from_slice(br#","count":"#);
+                out.extend_from_slice(itoa::Buffer::new().format(f.count).as_bytes());
+                out.extend_from_slice(br#","timestamp":"#);
+                out.extend_from_slice(itoa::Buffer::new().format(f.timestamp).as_bytes());
+            }
+        }
+        out.extend_from_slice(b"}}");
+    }
+}
+
+/// A JSON string literal with serde_json's escaping.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(out, s);
 }
 
 pub fn now_ms() -> i64 {
@@ -256,6 +295,37 @@ mod tests {
             metric.to_json(),
             r#"{"type":"metrics","data":{"appId":"cinemo-public","name":"readCustomer.success","count":1,"timestamp":6}}"#
         );
+    }
+
+    #[test]
+    fn frames_are_written_as_serde_would_write_them() {
+        let texts = [
+            "",
+            "plain",
+            r#"quote " and backslash \ and slash /"#,
+            "control \u{0} \u{1f} \n \t \r \u{7f}",
+            "non-ASCII: é ü 東京 🚀 \u{2028}",
+        ];
+        for (i, text) in texts.iter().enumerate() {
+            let n = i as i64;
+            let frames = [
+                Frame::Logs(LogFrame {
+                    app_id: "cinemo-public",
+                    trace_id: text.to_string(),
+                    message: format!("{text}{text}"),
+                    timestamp: -n * 1_000_000_007,
+                }),
+                Frame::Metrics(MetricFrame {
+                    app_id: "cinemo-internal",
+                    name: "readCustomer.fail",
+                    count: u64::MAX - i as u64,
+                    timestamp: i64::MAX - n,
+                }),
+            ];
+            for frame in frames {
+                assert_eq!(frame.to_json(), serde_json::to_string(&frame).unwrap());
+            }
+        }
     }
 
     #[test]
