@@ -62,7 +62,7 @@ impl Frame {
                 out.extend_from_slice(br#","message":"#);
                 json_str(out, &f.message);
                 out.extend_from_slice(br#","timestamp":"#);
-                out.extend_from_slice(itoa::Buffer::new().format(f.timestamp).as_bytes());
+                json_int(out, f.timestamp);
             }
             Frame::Metrics(f) => {
                 out.extend_from_slice(br#"{"type":"metrics","data":{"appId":"#);
@@ -70,13 +70,18 @@ impl Frame {
                 out.extend_from_slice(br#","name":"#);
                 json_str(out, f.name);
                 out.extend_from_slice(br#","count":"#);
-                out.extend_from_slice(itoa::Buffer::new().format(f.count).as_bytes());
+                json_int(out, f.count);
                 out.extend_from_slice(br#","timestamp":"#);
-                out.extend_from_slice(itoa::Buffer::new().format(f.timestamp).as_bytes());
+                json_int(out, f.timestamp);
             }
         }
         out.extend_from_slice(b"}}");
     }
+}
+
+/// A JSON integer, as serde_json writes it (itoa).
+fn json_int(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// A JSON string literal with serde_json's escaping.
