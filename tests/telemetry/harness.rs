@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -349,6 +349,8 @@ pub enum ProxyMode {
 pub struct Proxy {
     pub addr: SocketAddr,
     mode: Arc<AtomicU8>,
+    /// Connections accepted so far in each mode (indexed by `ProxyMode`).
+    accepted: Arc<[AtomicUsize; 3]>,
     task: tokio::task::JoinHandle<()>,
     /// Forwarded connections; cut when Kinesis "goes away", or the SDK's
     /// pooled keep-alive connections would carry on as if nothing happened.
@@ -365,10 +367,14 @@ impl Proxy {
         let m = mode.clone();
         let conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
         let c = conns.clone();
+        let accepted: Arc<[AtomicUsize; 3]> = Arc::default();
+        let a = accepted.clone();
         let task = tokio::spawn(async move {
             let mut held = Vec::new();
             while let Ok((mut inbound, _)) = listener.accept().await {
-                match m.load(Ordering::SeqCst) {
+                let mode = m.load(Ordering::SeqCst);
+                a[usize::from(mode)].fetch_add(1, Ordering::SeqCst);
+                match mode {
                     0 => {
                         let conn = tokio::spawn(async move {
                             if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
@@ -386,9 +392,28 @@ impl Proxy {
         Proxy {
             addr,
             mode,
+            accepted,
             task,
             conns,
         }
+    }
+
+    /// Connections the proxy has accepted while in `mode`.
+    pub fn accepted(&self, mode: ProxyMode) -> usize {
+        self.accepted[mode as usize].load(Ordering::SeqCst)
+    }
+
+    /// Waits up to `limit` for a connection in `mode` (the client met the
+    /// outage); false if none came.
+    pub async fn wait_for_connection(&self, mode: ProxyMode, limit: Duration) -> bool {
+        let until = Instant::now() + limit;
+        while self.accepted(mode) == 0 {
+            if Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
     }
 
     pub fn set(&self, mode: ProxyMode) {
