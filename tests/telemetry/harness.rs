@@ -403,19 +403,6 @@ impl Proxy {
         self.accepted[mode as usize].load(Ordering::SeqCst)
     }
 
-    /// Waits up to `limit` for a connection in `mode` (the client met the
-    /// outage); false if none came.
-    pub async fn wait_for_connection(&self, mode: ProxyMode, limit: Duration) -> bool {
-        let until = Instant::now() + limit;
-        while self.accepted(mode) == 0 {
-            if Instant::now() >= until {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        true
-    }
-
     pub fn set(&self, mode: ProxyMode) {
         self.mode.store(mode as u8, Ordering::SeqCst);
         if mode != ProxyMode::Forward {

@@ -273,9 +273,7 @@ async fn kinesis_outage_costs_requests_nothing_and_frames_arrive_after() {
         // meet no outage at all, so nothing would fail or be retried. The
         // outage lasts until the sink has tried this endpoint at least once.
         assert!(
-            proxy
-                .wait_for_connection(mode, Duration::from_secs(30))
-                .await,
+            eventually(Duration::from_secs(30), || proxy.accepted(mode) > 0).await,
             "the sink never called Kinesis during the {mode:?} outage:\n{}",
             app.log()
         );
