@@ -195,9 +195,11 @@ def thr(pairs):  # requests on / requests off over the same windows
 def p99(pairs):  # median window p99, off / on
     return statistics.median(off["p99"] for off, on in pairs) / statistics.median(on["p99"] for off, on in pairs)
 
+def cpu_us_per_request(windows):
+    return sum(x["cpu"] for x in windows) / tck / sum(x["n"] for x in windows) * 1e6
+
 def cpu(pairs):  # CPU per request, off / on
-    per = lambda s: sum(x["cpu"] for x in s) / tck / sum(x["n"] for x in s) * 1e6
-    return per([off for off, on in pairs]) / per([on for off, on in pairs])
+    return cpu_us_per_request([off for off, on in pairs]) / cpu_us_per_request([on for off, on in pairs])
 
 print()
 print(f"{'':<12}{'windows':>8}{'req/s off':>11}{'req/s on':>10}{'p99 ms off':>12}{'p99 ms on':>11}"
@@ -206,11 +208,10 @@ result = {}
 for load in ("saturation", "paced"):
     off, on = side(load, "off"), side(load, "on")
     pairs = list(zip(off, on))
-    per = lambda s: sum(x["cpu"] for x in s) / tck / sum(x["n"] for x in s) * 1e6
     print(f"{load:<12}{len(pairs):>8}{sum(x['n'] for x in off) / win / len(off):>11.0f}"
           f"{sum(x['n'] for x in on) / win / len(on):>10.0f}"
           f"{statistics.median(x['p99'] for x in off):>12.2f}{statistics.median(x['p99'] for x in on):>11.2f}"
-          f"{per(off):>16.1f}{per(on):>7.1f}{sum(x['non2xx'] for x in off + on):>9}")
+          f"{cpu_us_per_request(off):>16.1f}{cpu_us_per_request(on):>7.1f}{sum(x['non2xx'] for x in off + on):>9}")
     result[load] = pairs
     print(f"{'':<12}off req/s by window: {' '.join('%.0f' % x['rps'] for x in off)}")
     print(f"{'':<12}on/off by window pair: {' '.join('%.2f' % (b['n'] / a['n']) for a, b in pairs)}")
