@@ -21,7 +21,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::config::Region;
-use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -40,6 +40,11 @@ pub const MAX_BYTES_PER_CALL: usize = 5 * 1024 * 1024;
 /// Data plus partition key of one record.
 pub const MAX_BYTES_PER_RECORD: usize = 1024 * 1024;
 
+/// `cinemo.kinesis.errors` types of a call whose outcome is unknown: it
+/// may have been written, and its batch is sent again.
+const ERROR_CALL_TIMEOUT: &str = "CallTimeout";
+const ERROR_UNREADABLE_RESPONSE: &str = "UnreadableResponse";
+
 /// Per-record error codes worth sending again: throttling and Kinesis'
 /// own transient failures. Anything else (KMS misconfiguration, ...) will
 /// fail the same way next time, so the record is dropped and counted.
@@ -54,6 +59,9 @@ const RETRYABLE_RECORD_ERRORS: &[&str] = &[
 pub struct SinkStats {
     pub sent: AtomicU64,
     pub retried: AtomicU64,
+    /// Records in calls whose outcome is unknown (a timeout, an unreadable
+    /// answer): sent again, so each may be in the stream twice.
+    pub unknown: AtomicU64,
     /// Shared with `Diagnostics`: queue overflow plus the sink's own drops.
     pub dropped: Arc<AtomicU64>,
     /// Records taken off the queue and not yet acknowledged by Kinesis.
@@ -421,6 +429,25 @@ impl Worker {
         let output = match result {
             Ok(output) => output,
             Err(e) => {
+                // A call that timed out, or whose answer could not be read,
+                // may have been written all the same: the batch is sent
+                // again (nothing is lost) and its records may then be in
+                // the stream twice. Every other failure wrote nothing.
+                let outcome_unknown = match &e {
+                    SdkError::TimeoutError(_) => Some(ERROR_CALL_TIMEOUT),
+                    SdkError::ResponseError(_) => Some(ERROR_UNREADABLE_RESPONSE),
+                    _ => None,
+                };
+                if let Some(code) = outcome_unknown {
+                    let n = self.in_flight.len() as u64;
+                    self.stats.unknown.fetch_add(n, Ordering::Relaxed);
+                    let text = format!(
+                        "PutRecords outcome unknown, the batch is sent again and may be duplicated: {}",
+                        DisplayErrorContext(&e)
+                    );
+                    self.stats.set_error(code, text);
+                    return;
+                }
                 let code = e.code().unwrap_or("ConnectionError").to_owned();
                 let text = format!("PutRecords failed: {}", DisplayErrorContext(&e));
                 if code == "ValidationException" {
@@ -519,6 +546,7 @@ impl Worker {
             target: "cinemo::kinesis",
             sent = self.stats.sent.load(Ordering::Relaxed),
             retried = self.stats.retried.load(Ordering::Relaxed),
+            unknown = self.stats.unknown.load(Ordering::Relaxed),
             dropped = self.stats.dropped.load(Ordering::Relaxed),
             last_error = last_error.as_deref().unwrap_or(""),
             "{}",

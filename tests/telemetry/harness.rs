@@ -448,6 +448,8 @@ pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    /// How long the server waits before answering (a slow endpoint).
+    pub delay: Duration,
 }
 
 type Handler = Arc<dyn Fn(Request) -> Response + Send + Sync>;
@@ -537,6 +539,7 @@ async fn serve_connection(
             headers,
             body,
         });
+        tokio::time::sleep(response.delay).await;
         let head = format!(
             "HTTP/1.1 {} X\r\ncontent-type: {}\r\ncontent-length: {}\r\n\r\n",
             response.status,

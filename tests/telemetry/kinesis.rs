@@ -363,6 +363,7 @@ async fn a_partial_failure_retries_exactly_the_failed_records() {
             status: 200,
             content_type: "application/x-amz-json-1.1",
             body: serde_json::to_vec(&serde_json::json!({"FailedRecordCount": failed, "Records": results})).unwrap(),
+            delay: Duration::ZERO,
         }
     })
     .await;
@@ -396,6 +397,91 @@ async fn a_partial_failure_retries_exactly_the_failed_records() {
     assert_eq!(calls[1], vec![first[1].clone(), first[3].clone()]);
     let (sent, retried, dropped) = sink_counts(&app);
     assert_eq!((sent, retried, dropped), (first.len() as u64, 2, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_times_out_is_sent_again_and_counted_as_unknown() {
+    // The first PutRecords call is answered only after the sink's call
+    // timeout: as far as the sink can tell, Kinesis may have written it.
+    let calls: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+    let c = calls.clone();
+    let fake = FakeServer::start(move |req| {
+        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+        let records: Vec<String> = body["Records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["Data"].as_str().unwrap().to_owned())
+            .collect();
+        let n = records.len();
+        let first = {
+            let mut calls = c.lock().unwrap();
+            calls.push(records);
+            calls.len() == 1
+        };
+        let results: Vec<serde_json::Value> = (0..n)
+            .map(|i| serde_json::json!({"SequenceNumber": format!("{}", i + 1), "ShardId": "shardId-000000000000"}))
+            .collect();
+        Response {
+            status: 200,
+            content_type: "application/x-amz-json-1.1",
+            body: serde_json::to_vec(&serde_json::json!({"FailedRecordCount": 0, "Records": results})).unwrap(),
+            // Long after the sink's call timeout.
+            delay: if first { Duration::from_millis(1500) } else { Duration::ZERO },
+        }
+    })
+    .await;
+
+    let mut env = sink_env(&fake.endpoint());
+    env.extend([
+        ("CINEMO__KINESIS__FLUSH_INTERVAL_MS", "1000".into()),
+        ("CINEMO__KINESIS__CALL_TIMEOUT_MS", "500".into()),
+        ("CINEMO__KINESIS__MAX_BACKOFF_MS", "200".into()),
+    ]);
+    let mut app = Cinemo::spawn("all", &env).await;
+    let base = app.url().to_owned();
+    let http = reqwest::Client::new();
+    for _ in 0..3 {
+        assert_eq!(create(&http, &base, Some("slow")).await.0, 200);
+    }
+    let c = calls.clone();
+    assert!(
+        eventually(Duration::from_secs(10), move || c.lock().unwrap().len()
+            >= 2)
+        .await,
+        "no second call:\n{}",
+        app.log()
+    );
+    app.stop().await;
+
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 2, "calls: {calls:#?}");
+    assert_eq!(calls[0].len(), 3 * (2 + 2), "one batch: {:#?}", calls[0]);
+    assert_eq!(
+        calls[1], calls[0],
+        "the whole batch is sent again, in order"
+    );
+    let stopped = &app.log_events("kinesis sink stopped")[0];
+    let n = calls[0].len() as u64;
+    assert_eq!(
+        (
+            stopped["sent"].as_u64(),
+            stopped["retried"].as_u64(),
+            stopped["unknown"].as_u64(),
+            stopped["dropped"].as_u64()
+        ),
+        (Some(n), Some(n), Some(n), Some(0)),
+        "{stopped}"
+    );
+    let warned = app.log_events("kinesis write failed");
+    assert!(
+        warned.iter().any(|w| w["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("outcome unknown")),
+        "the warning says the batch may be duplicated:\n{}",
+        app.log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -139,6 +139,7 @@ async fn otlp_receiver() -> (FakeServer, Arc<Mutex<Received>>) {
             status: 200,
             content_type: "application/x-protobuf",
             body: Vec::new(),
+            delay: std::time::Duration::ZERO,
         }
     })
     .await;
@@ -446,6 +447,7 @@ async fn the_kinesis_sink_exports_its_own_counts() {
             content_type: "application/x-amz-json-1.1",
             body: serde_json::to_vec(&serde_json::json!({"FailedRecordCount": 0, "Records": results}))
                 .unwrap(),
+            delay: std::time::Duration::ZERO,
         }
     })
     .await;
