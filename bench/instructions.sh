@@ -27,9 +27,13 @@ need_apt valgrind wrk curl
 
 if [ -z "${CINEMO_BIN:-}" ]; then
   log "building release"
-  cargo build --release --locked --bin cinemo 2>&1 | tail -n 1
+  cargo build --release --locked --bin cinemo --bin stand-ins 2>&1 | tail -n 1
 fi
 BIN=${CINEMO_BIN:-$CARGO_TARGET_DIR/release/cinemo}
+# The stand-ins for Kinesis and the collector (bench/stand_ins.rs), built
+# with cinemo; with CINEMO_BIN, the one beside it.
+STAND_INS=${CINEMO_STAND_INS:-$(dirname "$BIN")/stand-ins}
+[ -x "$STAND_INS" ] || die "no $STAND_INS: cargo build --release --bin stand-ins, or set CINEMO_STAND_INS"
 
 work=$(mktemp -d)
 cleanup_work() { _ci_cleanup; rm -rf "$work"; }
@@ -38,7 +42,7 @@ trap cleanup_work EXIT
 tele=(CINEMO__OTLP__ENABLED=false)
 if [ "$TELEMETRY" != off ]; then
   po=$(free_port)
-  python3 bench/stand_ins.py otlp "$po" >/dev/null 2>&1 &
+  "$STAND_INS" otlp "$po" >/dev/null 2>&1 &
   track_pid $!
   wait_port "$po"
   # One metrics export a second, so export work shows in the count.
@@ -46,7 +50,7 @@ if [ "$TELEMETRY" != off ]; then
 fi
 if [ "$TELEMETRY" = on ]; then
   pk=$(free_port)
-  python3 bench/stand_ins.py kinesis "$pk" >/dev/null 2>&1 &
+  "$STAND_INS" kinesis "$pk" >/dev/null 2>&1 &
   track_pid $!
   wait_port "$pk"
   tele+=(CINEMO__KINESIS__STREAM_NAME=cinemo-diagnostics CINEMO__KINESIS__REGION=us-east-1

@@ -36,9 +36,13 @@ ensure_node_tools
 
 if [ -z "${CINEMO_BIN:-}" ]; then
   log "building release"
-  cargo build --release --locked --bin cinemo 2>&1 | tail -n 1
+  cargo build --release --locked --bin cinemo --bin stand-ins 2>&1 | tail -n 1
 fi
 BIN=${CINEMO_BIN:-$CARGO_TARGET_DIR/release/cinemo}
+# The stand-ins for Kinesis and the collector (bench/stand_ins.rs), built
+# with cinemo; with CINEMO_BIN, the one beside it.
+STAND_INS=${CINEMO_STAND_INS:-$(dirname "$BIN")/stand-ins}
+[ -x "$STAND_INS" ] || die "no $STAND_INS: cargo build --release --bin stand-ins, or set CINEMO_STAND_INS"
 
 work=$(mktemp -d)
 cleanup_work() { _ci_cleanup; rm -rf "$work"; }
@@ -72,7 +76,7 @@ case "$KINESIS" in
     done
     ;;
   fake)
-    python3 bench/stand_ins.py kinesis "$pk" "$work/fake-kinesis.count" >"$work/fake-kinesis.log" 2>&1 &
+    "$STAND_INS" kinesis "$pk" "$work/fake-kinesis.count" >"$work/fake-kinesis.log" 2>&1 &
     track_pid $!
     wait_port "$pk"
     ;;
@@ -82,7 +86,7 @@ esac
 
 # An OTLP/HTTP sink that accepts and discards everything.
 po=$(free_port)
-python3 bench/stand_ins.py otlp "$po" >"$work/otlp.log" 2>&1 &
+"$STAND_INS" otlp "$po" >"$work/otlp.log" 2>&1 &
 track_pid $!
 wait_port "$po"
 
