@@ -326,6 +326,34 @@ async fn kinesis_outage_costs_requests_nothing_and_frames_arrive_after() {
     assert_eq!(sent, frames.len() as u64);
 }
 
+/// Runs `--mode all` with `env` against a fake Kinesis that records each
+/// call's records in `calls`: three creates traced with `trace`, then waits
+/// for the fake's second call and stops cinemo. Returns the stopped
+/// process (its log) and the calls.
+async fn three_creates_then_two_calls(
+    env: &[(&str, String)],
+    trace: &str,
+    calls: &Arc<Mutex<Vec<Vec<String>>>>,
+) -> (Cinemo, Vec<Vec<String>>) {
+    let mut app = Cinemo::spawn("all", env).await;
+    let base = app.url().to_owned();
+    let http = reqwest::Client::new();
+    for _ in 0..3 {
+        assert_eq!(create(&http, &base, Some(trace)).await.0, 200);
+    }
+    let c = calls.clone();
+    assert!(
+        eventually(Duration::from_secs(10), move || c.lock().unwrap().len()
+            >= 2)
+        .await,
+        "no second call:\n{}",
+        app.log()
+    );
+    app.stop().await;
+    let calls = calls.lock().unwrap().clone();
+    (app, calls)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partial_failure_retries_exactly_the_failed_records() {
     // Every PutRecords call's records, in order; the first call fails the
@@ -370,23 +398,7 @@ async fn a_partial_failure_retries_exactly_the_failed_records() {
 
     let mut env = sink_env(&fake.endpoint());
     env.push(("CINEMO__KINESIS__FLUSH_INTERVAL_MS", "1500".into()));
-    let mut app = Cinemo::spawn("all", &env).await;
-    let base = app.url().to_owned();
-    let http = reqwest::Client::new();
-    for _ in 0..3 {
-        assert_eq!(create(&http, &base, Some("partial")).await.0, 200);
-    }
-    let c = calls.clone();
-    assert!(
-        eventually(Duration::from_secs(10), move || c.lock().unwrap().len()
-            >= 2)
-        .await,
-        "no retry call:\n{}",
-        app.log()
-    );
-    app.stop().await;
-
-    let calls = calls.lock().unwrap().clone();
+    let (app, calls) = three_creates_then_two_calls(&env, "partial", &calls).await;
     assert_eq!(calls.len(), 2, "calls: {calls:#?}");
     let first = &calls[0];
     assert_eq!(
@@ -438,23 +450,7 @@ async fn a_call_that_times_out_is_sent_again_and_counted_as_unknown() {
         ("CINEMO__KINESIS__CALL_TIMEOUT_MS", "500".into()),
         ("CINEMO__KINESIS__MAX_BACKOFF_MS", "200".into()),
     ]);
-    let mut app = Cinemo::spawn("all", &env).await;
-    let base = app.url().to_owned();
-    let http = reqwest::Client::new();
-    for _ in 0..3 {
-        assert_eq!(create(&http, &base, Some("slow")).await.0, 200);
-    }
-    let c = calls.clone();
-    assert!(
-        eventually(Duration::from_secs(10), move || c.lock().unwrap().len()
-            >= 2)
-        .await,
-        "no second call:\n{}",
-        app.log()
-    );
-    app.stop().await;
-
-    let calls = calls.lock().unwrap().clone();
+    let (app, calls) = three_creates_then_two_calls(&env, "slow", &calls).await;
     assert_eq!(calls.len(), 2, "calls: {calls:#?}");
     assert_eq!(calls[0].len(), 3 * (2 + 2), "one batch: {:#?}", calls[0]);
     assert_eq!(
