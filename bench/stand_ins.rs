@@ -16,7 +16,6 @@
 //! core per `PutRecords` call; one actix-web worker takes a few tens of
 //! microseconds.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -28,10 +27,10 @@ const OK_RESULT: &[u8] = br#"{"SequenceNumber":"1","ShardId":"shardId-0000000000
 const KEY: &[u8] = br#""PartitionKey""#;
 
 struct Counter {
-    received: AtomicU64,
+    /// Records received so far; the lock also orders the file's writes,
+    /// so the file always ends with the total.
+    received: Mutex<u64>,
     file: Option<String>,
-    /// Serialises writes of the file, so it always ends with the total.
-    write: Mutex<()>,
 }
 
 fn count_records(body: &[u8]) -> usize {
@@ -43,11 +42,12 @@ fn count_records(body: &[u8]) -> usize {
 
 async fn put_records(body: web::Bytes, counter: web::Data<Counter>) -> HttpResponse {
     let n = count_records(&body);
-    let total = counter.received.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
-    if let Some(file) = &counter.file {
-        let _guard = counter.write.lock().unwrap_or_else(|p| p.into_inner());
-        let now = counter.received.load(Ordering::Relaxed).max(total);
-        if let Err(e) = std::fs::write(file, now.to_string()) {
+    {
+        let mut received = counter.received.lock().unwrap_or_else(|p| p.into_inner());
+        *received += n as u64;
+        if let Some(file) = &counter.file
+            && let Err(e) = std::fs::write(file, received.to_string())
+        {
             eprintln!("stand-ins: cannot write {file}: {e}");
         }
     }
@@ -86,9 +86,8 @@ fn main() -> std::io::Result<()> {
         _ => usage(),
     };
     let counter = web::Data::from(Arc::new(Counter {
-        received: AtomicU64::new(0),
+        received: Mutex::new(0),
         file: args.get(2).cloned(),
-        write: Mutex::new(()),
     }));
     let kinesis = match kind.as_str() {
         "kinesis" => true,

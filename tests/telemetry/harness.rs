@@ -452,6 +452,23 @@ pub struct Response {
     pub delay: Duration,
 }
 
+/// A fake Kinesis's answer to a `PutRecords` call of `req`: every record
+/// written.
+pub fn put_records_all_written(req: &Request) -> Response {
+    let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+    let n = body["Records"].as_array().map_or(0, Vec::len);
+    let results: Vec<_> = (1..=n)
+        .map(|i| serde_json::json!({"SequenceNumber": i.to_string(), "ShardId": "shardId-000000000000"}))
+        .collect();
+    Response {
+        status: 200,
+        content_type: "application/x-amz-json-1.1",
+        body: serde_json::to_vec(&serde_json::json!({"FailedRecordCount": 0, "Records": results}))
+            .unwrap(),
+        delay: Duration::ZERO,
+    }
+}
+
 type Handler = Arc<dyn Fn(Request) -> Response + Send + Sync>;
 
 /// A minimal HTTP/1.1 server (keep-alive, Content-Length bodies) for fakes:

@@ -425,22 +425,17 @@ async fn a_call_that_times_out_is_sent_again_and_counted_as_unknown() {
             .iter()
             .map(|r| r["Data"].as_str().unwrap().to_owned())
             .collect();
-        let n = records.len();
         let first = {
             let mut calls = c.lock().unwrap();
             calls.push(records);
             calls.len() == 1
         };
-        let results: Vec<serde_json::Value> = (0..n)
-            .map(|i| serde_json::json!({"SequenceNumber": format!("{}", i + 1), "ShardId": "shardId-000000000000"}))
-            .collect();
-        Response {
-            status: 200,
-            content_type: "application/x-amz-json-1.1",
-            body: serde_json::to_vec(&serde_json::json!({"FailedRecordCount": 0, "Records": results})).unwrap(),
+        let mut written = put_records_all_written(&req);
+        if first {
             // Long after the sink's call timeout.
-            delay: if first { Duration::from_millis(1500) } else { Duration::ZERO },
+            written.delay = Duration::from_millis(1500);
         }
+        written
     })
     .await;
 

@@ -436,21 +436,7 @@ async fn a_hanging_collector_costs_requests_nothing() {
 async fn the_kinesis_sink_exports_its_own_counts() {
     let (receiver, received) = otlp_receiver().await;
     // A PutRecords endpoint that stores nothing and fails nothing.
-    let kinesis = FakeServer::start(|req| {
-        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
-        let n = body["Records"].as_array().map_or(0, Vec::len);
-        let results: Vec<_> = (1..=n)
-            .map(|i| serde_json::json!({"SequenceNumber": i.to_string(), "ShardId": "shardId-000000000000"}))
-            .collect();
-        Response {
-            status: 200,
-            content_type: "application/x-amz-json-1.1",
-            body: serde_json::to_vec(&serde_json::json!({"FailedRecordCount": 0, "Records": results}))
-                .unwrap(),
-            delay: std::time::Duration::ZERO,
-        }
-    })
-    .await;
+    let kinesis = FakeServer::start(|req| put_records_all_written(&req)).await;
     let env = vec![
         ("CINEMO__OTLP__ENABLED", "true".to_owned()),
         ("CINEMO__OTLP__ENDPOINT", receiver.endpoint()),
