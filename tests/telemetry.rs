@@ -2,6 +2,7 @@
 //! OpenTelemetry export against an OTLP/HTTP receiver run by the test. They
 //! drive the real binary.
 
+mod common;
 #[path = "telemetry/harness.rs"]
 mod harness;
 #[path = "telemetry/kinesis.rs"]

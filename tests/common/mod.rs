@@ -32,6 +32,9 @@ pub struct Cinemo {
     pub dir: Arc<tempfile::TempDir>,
     lines: Arc<Mutex<Vec<String>>>,
     new_line: mpsc::Receiver<String>,
+    /// The threads copying stdout and stderr into `lines`; joined once the
+    /// process has exited, so its last lines are never missed.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 pub fn cinemo(mode: &'static str) -> Builder {
@@ -46,6 +49,14 @@ pub fn cinemo(mode: &'static str) -> Builder {
 impl Builder {
     pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
         self.envs.push((key.to_owned(), value.into()));
+        self
+    }
+
+    pub fn envs<K: AsRef<str>, V: AsRef<str>>(mut self, envs: &[(K, V)]) -> Self {
+        for (k, v) in envs {
+            self.envs
+                .push((k.as_ref().to_owned(), v.as_ref().to_owned()));
+        }
         self
     }
 
@@ -92,19 +103,25 @@ impl Builder {
         (cmd, dir)
     }
 
-    pub fn spawn(self) -> Cinemo {
+    /// Starts the process without waiting for it: for a start-up that is
+    /// meant to fail (see [`Cinemo::wait_exit`]), or to wait later with
+    /// [`Cinemo::wait_ready`].
+    pub fn start(self) -> Cinemo {
         let (mut cmd, dir) = self.command();
         let mut child = cmd
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("cannot start the cinemo binary");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
-        for stream in [
+        let readers = [
             Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
             Box::new(child.stderr.take().expect("stderr")),
-        ] {
+        ]
+        .into_iter()
+        .map(|stream| {
             let lines = lines.clone();
             let tx = tx.clone();
             std::thread::spawn(move || {
@@ -112,35 +129,34 @@ impl Builder {
                     lines.lock().expect("log lock").push(line.clone());
                     let _ = tx.send(line);
                 }
-            });
-        }
-        let mut app = Cinemo {
+            })
+        })
+        .collect();
+        Cinemo {
             child: Some(child),
             public: None,
             internal: None,
             dir,
             lines,
             new_line: rx,
-        };
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let line = match app
-                .new_line
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                Ok(line) => line,
-                Err(_) => panic!("cinemo did not become ready:\n{}", app.logs()),
-            };
-            if let Some(addr) = listening(&line, "public tier listening") {
-                app.public = Some(format!("http://{addr}"));
-            }
-            if let Some(addr) = listening(&line, "internal tier listening") {
-                app.internal = Some(format!("http://{addr}"));
-            }
-            if line.contains("cinemo is ready") {
-                return app;
-            }
+            readers,
         }
+    }
+
+    /// Starts the process and returns once it logged "cinemo is ready",
+    /// with the addresses its listeners bound (they listen on port 0).
+    pub fn spawn(self) -> Cinemo {
+        let mut app = self.start();
+        app.wait_ready();
+        app
+    }
+
+    /// [`Builder::spawn`] for async tests whose fakes run on the test's own
+    /// runtime: the wait for the ready line does not block a runtime thread.
+    pub async fn ready(self) -> Cinemo {
+        tokio::task::spawn_blocking(move || self.spawn())
+            .await
+            .expect("the start-up wait panicked")
     }
 }
 
@@ -153,6 +169,41 @@ fn listening(line: &str, message: &str) -> Option<SocketAddr> {
 }
 
 impl Cinemo {
+    /// Reads the log until "cinemo is ready", noting the listeners'
+    /// addresses on the way; panics with the log if the process exits first
+    /// or is not ready within the start-up timeout.
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let line = match self
+                .new_line
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => line,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = self.wait_exit(Duration::from_secs(5));
+                    panic!(
+                        "cinemo exited ({status}) before it was ready:\n{}",
+                        self.logs()
+                    )
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+                    "cinemo was not ready within {START_TIMEOUT:?}:\n{}",
+                    self.logs()
+                ),
+            };
+            if let Some(addr) = listening(&line, "public tier listening") {
+                self.public = Some(format!("http://{addr}"));
+            }
+            if let Some(addr) = listening(&line, "internal tier listening") {
+                self.internal = Some(format!("http://{addr}"));
+            }
+            if line.contains("cinemo is ready") {
+                return;
+            }
+        }
+    }
+
     pub fn public(&self) -> &str {
         self.public.as_deref().expect("no public tier in this mode")
     }
@@ -163,11 +214,24 @@ impl Cinemo {
             .expect("no internal tier in this mode")
     }
 
+    /// The public tier's base URL, or the internal one's in `--mode internal`.
+    pub fn url(&self) -> &str {
+        self.public
+            .as_deref()
+            .or(self.internal.as_deref())
+            .expect("not ready yet")
+    }
+
     pub fn public_addr(&self) -> SocketAddr {
-        self.public()
-            .trim_start_matches("http://")
-            .parse()
-            .expect("addr")
+        addr_of(self.public())
+    }
+
+    pub fn public_port(&self) -> u16 {
+        self.public_addr().port()
+    }
+
+    pub fn internal_port(&self) -> u16 {
+        addr_of(self.internal()).port()
     }
 
     pub fn pid(&self) -> u32 {
@@ -179,6 +243,26 @@ impl Cinemo {
         self.lines.lock().expect("log lock").join("\n")
     }
 
+    /// The JSON log lines whose `message` is `message`.
+    pub fn log_events(&self, message: &str) -> Vec<serde_json::Value> {
+        self.lines
+            .lock()
+            .expect("log lock")
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["message"] == message)
+            .collect()
+    }
+
+    /// Still the same process: not exited (and so not restarted).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
+    }
+
+    pub fn assert_running(&mut self) {
+        assert!(self.is_running(), "cinemo exited:\n{}", self.logs());
+    }
+
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .arg(format!("-{signal}"))
@@ -188,12 +272,21 @@ impl Cinemo {
         assert!(status.success(), "kill -{signal} failed");
     }
 
+    /// The exit status once the process has exited, after the last of its
+    /// output has been read.
+    fn exited(&mut self) -> Option<ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().expect("try_wait")?;
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        Some(status)
+    }
+
     /// Waits for the process to exit on its own.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;
-        let child = self.child.as_mut().expect("running");
         loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
+            if let Some(status) = self.exited() {
                 return status;
             }
             if Instant::now() > deadline {
@@ -202,6 +295,32 @@ impl Cinemo {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+
+    /// SIGTERM, then asserts a clean exit (the drain and the final flushes)
+    /// within 30 s. Async, so fakes on the test's runtime keep answering
+    /// while cinemo shuts down.
+    pub async fn stop(&mut self) {
+        self.signal("TERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.exited() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                panic!("cinemo did not stop within 30 s:\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(
+            status.success(),
+            "cinemo exited with {status}:\n{}",
+            self.logs()
+        );
+    }
+}
+
+fn addr_of(url: &str) -> SocketAddr {
+    url.trim_start_matches("http://").parse().expect("addr")
 }
 
 impl Drop for Cinemo {

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -13,13 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
-}
 
 /// Polls `cond` every 50 ms until it holds or `timeout` passes.
 pub async fn eventually<F: FnMut() -> bool>(timeout: Duration, mut cond: F) -> bool {
@@ -33,158 +26,19 @@ pub async fn eventually<F: FnMut() -> bool>(timeout: Duration, mut cond: F) -> b
     cond()
 }
 
-/// One cinemo process.
-pub struct Cinemo {
-    child: Option<Child>,
-    pub public: Option<String>,
-    pub internal: Option<String>,
-    lines: Arc<Mutex<Vec<String>>>,
-    _dir: tempfile::TempDir,
-}
+pub use crate::common::Cinemo;
 
-impl Cinemo {
-    /// Starts `cinemo --mode <mode>` with `env` on top of a test base
-    /// (free ports, SQLite in a temp dir, OTLP off unless `env` says
-    /// otherwise) and waits until `/api/health/live` answers.
-    pub async fn spawn(mode: &str, env: &[(&str, String)]) -> Cinemo {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let public_port = free_port();
-        let internal_port = free_port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cinemo"));
-        cmd.arg("--mode")
-            .arg(mode)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env_remove("CINEMO_ENV")
-            .env(
-                "CINEMO_CONFIG_DIR",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
-            )
-            .env("CINEMO__PUBLIC__LISTEN", format!("127.0.0.1:{public_port}"))
-            .env(
-                "CINEMO__INTERNAL__LISTEN",
-                format!("127.0.0.1:{internal_port}"),
-            )
-            .env(
-                "CINEMO__STORAGE__URL",
-                format!("sqlite://{}/cinemo.db", dir.path().display()),
-            )
-            .env("CINEMO__OTLP__ENABLED", "false")
-            .env("CINEMO__HTTP__WORKERS", "2")
-            .env("CINEMO__LOG__LEVEL", "info")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawning cinemo");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        if let Some(out) = child.stdout.take() {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(line);
-                }
-            });
-        }
-        let public = (mode != "internal").then(|| format!("http://127.0.0.1:{public_port}"));
-        let internal = (mode != "public").then(|| format!("http://127.0.0.1:{internal_port}"));
-        let mut app = Cinemo {
-            child: Some(child),
-            public,
-            internal,
-            lines,
-            _dir: dir,
-        };
-        let probe = app.public.clone().or(app.internal.clone()).unwrap();
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = client.get(format!("{probe}/api/health/live")).send().await
-                && r.status().is_success()
-            {
-                break;
-            }
-            if let Some(Ok(Some(status))) = app.child.as_mut().map(|c| c.try_wait()) {
-                panic!("cinemo exited before it was ready: {status}\n{}", app.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "cinemo did not become ready:\n{}",
-                app.log()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        app
-    }
-
-    pub fn url(&self) -> &str {
-        self.public.as_deref().or(self.internal.as_deref()).unwrap()
-    }
-
-    /// The process id while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    pub fn log(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-
-    /// The JSON log lines whose `message` is `message`.
-    pub fn log_events(&self, message: &str) -> Vec<serde_json::Value> {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["message"] == message)
-            .collect()
-    }
-
-    /// SIGTERM, then waits for a clean exit (the drain and the flushes).
-    pub async fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => {
-                    assert!(
-                        status.success(),
-                        "cinemo exited with {status}:\n{}",
-                        self.log()
-                    );
-                    // Let the reader thread take the last lines.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    return;
-                }
-                Ok(None) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(25)).await
-                }
-                _ => {
-                    let _ = child.kill();
-                    panic!("cinemo did not stop within 30 s:\n{}", self.log());
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Cinemo {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// `cinemo --mode <mode>` on the common test base (listeners on port 0,
+/// SQLite in a temp dir, OTLP off unless `env` says otherwise), with static
+/// AWS credentials for kinesalite and the fakes; returns once it is ready.
+pub async fn spawn(mode: &'static str, env: &[(&str, String)]) -> Cinemo {
+    crate::common::cinemo(mode)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(env)
+        .ready()
+        .await
 }
 
 /// Where kinesalite is installed, or why the test must skip.
@@ -224,10 +78,11 @@ pub struct Kinesalite {
 }
 
 impl Kinesalite {
+    /// Starts kinesalite in memory on a port the OS picks; it prints the
+    /// port once it listens.
     pub fn start(node_modules: &std::path::Path) -> Kinesalite {
-        let port = free_port();
         let script = format!(
-            "require({:?})({{createStreamMs: 50}}).listen({port}, '127.0.0.1', function (e) {{ if (e) throw e; console.log('ready') }})",
+            "const s = require({:?})({{createStreamMs: 50}}); s.listen(0, '127.0.0.1', function (e) {{ if (e) throw e; console.log(s.address().port) }})",
             node_modules.join("kinesalite").display().to_string()
         );
         let mut child = Command::new("node")
@@ -242,7 +97,10 @@ impl Kinesalite {
         BufReader::new(out)
             .read_line(&mut line)
             .expect("kinesalite output");
-        assert_eq!(line.trim(), "ready", "kinesalite did not start");
+        let port: u16 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("kinesalite did not start: {line:?}"));
         Kinesalite {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),

@@ -102,7 +102,7 @@ fn sink_env(endpoint: &str) -> Vec<(&'static str, String)> {
 /// The sink's final counts, from its stop line.
 fn sink_counts(app: &Cinemo) -> (u64, u64, u64) {
     let events = app.log_events("kinesis sink stopped");
-    assert_eq!(events.len(), 1, "one stop line expected:\n{}", app.log());
+    assert_eq!(events.len(), 1, "one stop line expected:\n{}", app.logs());
     let e = &events[0];
     (
         e["sent"].as_u64().unwrap(),
@@ -124,7 +124,7 @@ async fn frames_match_the_requests_and_shutdown_flushes_them() {
     // Nothing is flushed by time: every frame must come from the final
     // flush at shutdown.
     env.push(("CINEMO__KINESIS__FLUSH_INTERVAL_MS", "600000".into()));
-    let mut app = Cinemo::spawn("all", &env).await;
+    let mut app = spawn("all", &env).await;
     let base = app.url().to_owned();
     let http = reqwest::Client::new();
 
@@ -229,7 +229,7 @@ async fn kinesis_outage_costs_requests_nothing_and_frames_arrive_after() {
         ("CINEMO__KINESIS__CALL_TIMEOUT_MS", "2000".into()),
         ("CINEMO__SHUTDOWN__TIMEOUT_SECS", "10".into()),
     ]);
-    let mut app = Cinemo::spawn("all", &env).await;
+    let mut app = spawn("all", &env).await;
     let base = app.url().to_owned();
     let http = reqwest::Client::new();
     let (_, id) = create(&http, &base, None).await;
@@ -275,7 +275,7 @@ async fn kinesis_outage_costs_requests_nothing_and_frames_arrive_after() {
         assert!(
             eventually(Duration::from_secs(30), || proxy.accepted(mode) > 0).await,
             "the sink never called Kinesis during the {mode:?} outage:\n{}",
-            app.log()
+            app.logs()
         );
     }
     // "Normal speed": no request waited for Kinesis (a blackholed call
@@ -304,7 +304,7 @@ async fn kinesis_outage_costs_requests_nothing_and_frames_arrive_after() {
     assert!(
         resumed,
         "no frames arrived after Kinesis came back:\n{}",
-        app.log()
+        app.logs()
     );
 
     app.stop().await;
@@ -335,7 +335,7 @@ async fn three_creates_then_two_calls(
     trace: &str,
     calls: &Arc<Mutex<Vec<Vec<String>>>>,
 ) -> (Cinemo, Vec<Vec<String>>) {
-    let mut app = Cinemo::spawn("all", env).await;
+    let mut app = spawn("all", env).await;
     let base = app.url().to_owned();
     let http = reqwest::Client::new();
     for _ in 0..3 {
@@ -347,7 +347,7 @@ async fn three_creates_then_two_calls(
             >= 2)
         .await,
         "no second call:\n{}",
-        app.log()
+        app.logs()
     );
     app.stop().await;
     let calls = calls.lock().unwrap().clone();
@@ -471,7 +471,7 @@ async fn a_call_that_times_out_is_sent_again_and_counted_as_unknown() {
             .unwrap_or_default()
             .contains("outcome unknown")),
         "the warning says the batch may be duplicated:\n{}",
-        app.log()
+        app.logs()
     );
 }
 
@@ -484,7 +484,7 @@ async fn shutdown_with_kinesis_down_ends_on_time_and_counts_what_it_drops() {
         ("CINEMO__KINESIS__CALL_TIMEOUT_MS", "500".into()),
         ("CINEMO__SHUTDOWN__TIMEOUT_SECS", "2".into()),
     ]);
-    let mut app = Cinemo::spawn("all", &env).await;
+    let mut app = spawn("all", &env).await;
     let base = app.url().to_owned();
     let http = reqwest::Client::new();
     for _ in 0..10 {
@@ -554,8 +554,8 @@ async fn export_threads_yield_to_the_request_threads() {
         ("CINEMO__OTLP__ENABLED", "true".into()),
         ("CINEMO__OTLP__ENDPOINT", "http://127.0.0.1:9".into()),
     ]);
-    let mut app = Cinemo::spawn("all", &env).await;
-    let threads = thread_priorities(app.pid().expect("running"));
+    let mut app = spawn("all", &env).await;
+    let threads = thread_priorities(app.pid());
     app.stop().await;
     let of = |prefix: &str| -> Vec<(i64, i64)> {
         threads

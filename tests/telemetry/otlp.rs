@@ -152,10 +152,10 @@ async fn both_tiers(
     internal_env: &[(&str, String)],
     public_env: &[(&str, String)],
 ) -> (Cinemo, Cinemo) {
-    let internal = Cinemo::spawn("internal", internal_env).await;
+    let internal = spawn("internal", internal_env).await;
     let mut env = public_env.to_vec();
     env.push(("CINEMO__PUBLIC__INTERNAL_URL", internal.url().to_owned()));
-    let public = Cinemo::spawn("public", &env).await;
+    let public = spawn("public", &env).await;
     (internal, public)
 }
 
@@ -399,7 +399,7 @@ async fn a_hanging_collector_costs_requests_nothing() {
         ("CINEMO__OTLP__TIMEOUT_MS", "1000".to_owned()),
         ("CINEMO__SHUTDOWN__TIMEOUT_SECS", "2".to_owned()),
     ];
-    let mut app = Cinemo::spawn("all", &env).await;
+    let mut app = spawn("all", &env).await;
     let base = app.url().to_owned();
     let http = reqwest::Client::new();
     let mut worst = std::time::Duration::ZERO;
@@ -450,7 +450,7 @@ async fn the_kinesis_sink_exports_its_own_counts() {
         // Small enough that concurrent requests overflow it.
         ("CINEMO__KINESIS__BUFFER_CAPACITY", "2".to_owned()),
     ];
-    let mut app = Cinemo::spawn("all", &env).await;
+    let mut app = spawn("all", &env).await;
     let base = app.url().to_owned();
     let http = reqwest::Client::new();
     let creates = (0..20).map(|i| {
@@ -465,11 +465,11 @@ async fn the_kinesis_sink_exports_its_own_counts() {
     app.stop().await;
 
     let stop = app.log_events("kinesis sink stopped");
-    assert_eq!(stop.len(), 1, "{}", app.log());
+    assert_eq!(stop.len(), 1, "{}", app.logs());
     let count = |k: &str| stop[0][k].as_i64().unwrap();
     let (sent, retried, dropped) = (count("sent"), count("retried"), count("dropped"));
     // Per traced create: two metric frames, one log frame per tier.
-    assert_eq!(sent + dropped, 20 * 4, "{}", app.log());
+    assert_eq!(sent + dropped, 20 * 4, "{}", app.logs());
     assert!(sent > 0);
     let got = received.lock().unwrap();
     let records = |result| got.counter("all", "cinemo.kinesis.records", &[("result", result)]);
