@@ -7,6 +7,8 @@
 //! A server that cannot be found fails the test when `CI` is set, and is
 //! skipped with a loud `SKIPPED:` line on stderr otherwise.
 
+mod common;
+
 #[path = "storage/harness.rs"]
 mod harness;
 
@@ -82,7 +84,7 @@ async fn batches_beyond_the_cap_get_429() {
     .await;
     db.stop().await;
     let http = harness::client();
-    let url = format!("{}/api/cache/batch", tiers.internal.base);
+    let url = format!("{}/api/cache/batch", tiers.internal.url());
     // Two at once: whichever gets the slot waits on the lock (3 s), the
     // other is turned away at once.
     let send = |body: &'static str| {

@@ -17,7 +17,7 @@ pub fn customers(n: usize, tag: &str) -> Vec<Value> {
 }
 
 async fn count(http: &reqwest::Client, tiers: &Tiers) -> usize {
-    list_all(http, &tiers.internal.base, "/api/cache")
+    list_all(http, &tiers.internal.url(), "/api/cache")
         .await
         .len()
 }
@@ -40,7 +40,7 @@ pub async fn run(db: &Db) {
         ],
     )
     .await;
-    let public = tiers.public.base.clone();
+    let public = tiers.public.url().to_owned();
 
     // One bad item, the very last of 50,000: nothing stored.
     let mut items = customers(N, "bad");
@@ -119,7 +119,7 @@ pub async fn run(db: &Db) {
         )
         .await;
         let r = http
-            .post(format!("{}/api/customers/batch", tiers.public.base))
+            .post(format!("{}/api/customers/batch", tiers.public.url()))
             .json(&customers(N, "cut"))
             .send()
             .await
@@ -141,7 +141,7 @@ pub async fn run(db: &Db) {
 
     // 50,000 in one call, read back in order.
     let tiers = Tiers::start(db, &SLOW_OK).await;
-    let public = tiers.public.base.as_str();
+    let public = tiers.public.url();
     let started = Instant::now();
     let r = http
         .post(format!("{public}/api/customers/batch"))

@@ -27,8 +27,8 @@ fn mongo_expected(id: &str) -> String {
 pub async fn run(db: &Db) {
     let tiers = Tiers::start(db, &[]).await;
     let http = client();
-    let internal = tiers.internal.base.as_str();
-    let public = tiers.public.base.as_str();
+    let internal = tiers.internal.url();
+    let public = tiers.public.url();
 
     // health
     let r = http

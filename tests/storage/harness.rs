@@ -5,13 +5,17 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+pub use crate::common::Cinemo;
 use std::time::{Duration, Instant};
 
 use sqlx::Connection;
 
+/// A port for a database server, which must come back on the same port
+/// after the outage tests stop it (so it cannot simply be told port 0).
+/// Bind port 0, read the port, release it: a child process cannot be handed
+/// a bound socket, so this small race is the price.
 pub fn free_port() -> u16 {
-    // Bind port 0, read the port, release it: a child process cannot be
-    // handed a bound socket, so this small race is the price.
     let listener = TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral port");
     listener.local_addr().expect("local addr").port()
 }
@@ -375,108 +379,25 @@ fn find_nx() -> Option<PathBuf> {
     })
 }
 
-/// One cinemo process, killed by PID when dropped.
-pub struct Cinemo {
-    child: Child,
-    pub base: String,
-    pub log: PathBuf,
-}
-
-impl Cinemo {
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Still the same process, not restarted, not exited.
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for Cinemo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The public and internal tiers as two processes, as in production.
+/// The public and internal tiers as two processes, as in production, run
+/// through the common harness (listeners on port 0, ready from the log).
 pub struct Tiers {
     pub public: Cinemo,
     pub internal: Cinemo,
-}
-
-fn spawn(mode: &str, port: u16, env: &[(String, String)], dir: &Path) -> Cinemo {
-    let log = dir.join(format!("cinemo-{mode}-{port}.log"));
-    let out = std::fs::File::create(&log).expect("log file");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cinemo"));
-    cmd.args(["--mode", mode])
-        .current_dir(dir)
-        .env(
-            "CINEMO_CONFIG_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
-        )
-        .env_remove("CINEMO_ENV")
-        .env_remove("DATABASE_URL")
-        .env_remove("MONGODB_URL")
-        .env("CINEMO__OTLP__ENABLED", "false")
-        .env("CINEMO__LOG__LEVEL", "warn")
-        .env("CINEMO__HTTP__WORKERS", "2")
-        .stdout(out.try_clone().expect("log file"))
-        .stderr(out);
-    let listen = if mode == "public" {
-        "CINEMO__PUBLIC__LISTEN"
-    } else {
-        "CINEMO__INTERNAL__LISTEN"
-    };
-    cmd.env(listen, format!("127.0.0.1:{port}"));
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = cmd.spawn().expect("spawning cinemo");
-    Cinemo {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        log,
-    }
-}
-
-async fn wait_live(c: &mut Cinemo, http: &reqwest::Client) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = http.get(format!("{}/api/health/live", c.base)).send().await
-            && r.status() == 200
-        {
-            return;
-        }
-        if let Ok(Some(status)) = c.child.try_wait() {
-            panic!(
-                "cinemo exited with {status} before serving:\n{}",
-                std::fs::read_to_string(&c.log).unwrap_or_default()
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "cinemo did not serve within 30 s; log: {}",
-            c.log.display()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 impl Tiers {
     /// Starts internal (on `db`) then public (pointing at it). `extra` sets
     /// further `CINEMO__*` variables on both.
     pub async fn start(db: &Db, extra: &[(&str, &str)]) -> Tiers {
-        let http = client();
         let mut env = db.env();
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let internal_port = free_port();
-        let mut internal = spawn("internal", internal_port, &env, db.dir.path());
-        wait_live(&mut internal, &http).await;
-        env.push(("CINEMO__PUBLIC__INTERNAL_URL".into(), internal.base.clone()));
-        let mut public = spawn("public", free_port(), &env, db.dir.path());
-        wait_live(&mut public, &http).await;
+        let internal = crate::common::cinemo("internal").envs(&env).ready().await;
+        env.push((
+            "CINEMO__PUBLIC__INTERNAL_URL".into(),
+            internal.internal().to_owned(),
+        ));
+        let public = crate::common::cinemo("public").envs(&env).ready().await;
         Tiers { public, internal }
     }
 }

@@ -67,8 +67,8 @@ pub async fn run(db: &mut Db) {
     .await;
     let (public_pid, internal_pid) = (tiers.public.pid(), tiers.internal.pid());
     let http = client();
-    let public = tiers.public.base.clone();
-    let internal = tiers.internal.base.clone();
+    let public = tiers.public.url().to_owned();
+    let internal = tiers.internal.url().to_owned();
     let before = list_all(&http, &internal, "/api/cache").await.len();
 
     let stop = Arc::new(AtomicBool::new(false));
