@@ -1,6 +1,8 @@
-//! Security tests: they drive the real binary (`CARGO_BIN_EXE_cinemo`) on
-//! free loopback ports, configured only through `CINEMO__*` variables.
-//! The harness is local on purpose (see tests/security/harness.rs).
+//! Security tests: they drive the real binary (`CARGO_BIN_EXE_cinemo`)
+//! through the common harness (tests/common: listeners on port 0, readiness
+//! from the log), configured only through `CINEMO__*` variables.
+
+mod common;
 
 mod security {
     pub mod certs;

@@ -5,14 +5,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use super::harness::{Cinemo, plain_client};
+use super::harness::{Cinemo, plain_client, spawn};
 
 async fn started(env: &[(&str, String)]) -> Cinemo {
-    let mut cinemo = Cinemo::start("all", env);
-    cinemo
-        .wait_live(&plain_client(), &cinemo.public_url())
-        .await;
-    cinemo
+    spawn("all", env)
 }
 
 fn rate_limited(trusted: &str) -> Vec<(&'static str, String)> {
@@ -79,11 +75,11 @@ fn budget(secs: f64) -> usize {
 #[tokio::test]
 async fn rate_limit_answers_429_with_retry_after_and_recovers() {
     let cinemo = started(&rate_limited("")).await;
-    let base = cinemo.public_url();
-    // wait_live spent part of the budget; let it refill to the full burst.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let base = cinemo.public();
+    // Nothing has been sent yet (readiness comes from the log), so the
+    // whole burst is available.
     let t = Instant::now();
-    let (served, refused) = until_refused(&base, None).await;
+    let (served, refused) = until_refused(base, None).await;
     assert!(
         served >= 3 && served <= budget(t.elapsed().as_secs_f64()),
         "burst 3 at 1/s served {served}"
@@ -115,7 +111,7 @@ async fn forged_forwarded_for_from_untrusted_peer_does_not_evade_the_limit() {
     // addresses get no more than one client's budget.
     let cinemo = started(&rate_limited("10.0.0.0/8")).await;
     let forged: Vec<String> = (1..=12).map(|i| format!("198.51.100.{i}")).collect();
-    let (served, secs) = burst(&cinemo.public_url(), &forged).await;
+    let (served, secs) = burst(cinemo.public(), &forged).await;
     assert!(
         served <= budget(secs),
         "{served} of 12 forged requests served in {secs:.1}s"
@@ -125,10 +121,10 @@ async fn forged_forwarded_for_from_untrusted_peer_does_not_evade_the_limit() {
 #[tokio::test]
 async fn trusted_proxy_forwarded_for_keys_on_the_forwarded_client() {
     let cinemo = started(&rate_limited("127.0.0.0/8")).await;
-    let base = cinemo.public_url();
+    let base = cinemo.public();
     // Twelve clients behind the proxy: each has its own budget.
     let clients: Vec<String> = (1..=12).map(|i| format!("198.51.100.{i}")).collect();
-    let (served, _) = burst(&base, &clients).await;
+    let (served, _) = burst(base, &clients).await;
     assert_eq!(
         served, 12,
         "distinct forwarded clients are limited separately"
@@ -138,7 +134,7 @@ async fn trusted_proxy_forwarded_for_keys_on_the_forwarded_client() {
     let spoofs: Vec<String> = (1..=12)
         .map(|i| format!("203.0.113.{i}, 192.0.2.50"))
         .collect();
-    let (served, secs) = burst(&base, &spoofs).await;
+    let (served, secs) = burst(base, &spoofs).await;
     assert!(
         served <= budget(secs),
         "{served} of 12 served in {secs:.1}s"
@@ -151,7 +147,7 @@ async fn oversized_bodies_get_413() {
     let client = plain_client();
     let body = format!("{{\"name\":\"{}\"}}", "a".repeat(70 * 1024));
     let r = client
-        .post(format!("{}/api/customers", cinemo.public_url()))
+        .post(format!("{}/api/customers", cinemo.public()))
         .header("content-type", "application/json")
         .body(body.clone())
         .send()
@@ -160,7 +156,7 @@ async fn oversized_bodies_get_413() {
     assert_eq!(r.status(), 413);
     let big = format!("{{\"k\":\"{}\"}}", "a".repeat(1100 * 1024));
     let r = client
-        .post(format!("{}/api/cache", cinemo.internal_url()))
+        .post(format!("{}/api/cache", cinemo.internal()))
         .header("content-type", "application/json")
         .body(big)
         .send()
@@ -177,7 +173,7 @@ async fn over_long_uri_gets_414() {
         let r = client
             .get(format!(
                 "{}/api/customers/{}",
-                cinemo.public_url(),
+                cinemo.public(),
                 "a".repeat(len)
             ))
             .send()
@@ -189,7 +185,7 @@ async fn over_long_uri_gets_414() {
     let r = client
         .get(format!(
             "{}/api/customers/{}",
-            cinemo.public_url(),
+            cinemo.public(),
             "a".repeat(200_000)
         ))
         .send()
@@ -203,7 +199,7 @@ async fn over_long_uri_gets_414() {
 async fn no_server_header_on_any_answer() {
     let cinemo = started(&[]).await;
     let client = plain_client();
-    let base = cinemo.public_url();
+    let base = cinemo.public();
     let answers = [
         client
             .get(format!("{base}/api/version"))
@@ -277,7 +273,7 @@ fn trickle(port: u16, head: &'static [u8], trickle: &'static [u8]) -> (Duration,
 #[tokio::test]
 async fn slow_loris_head_is_cut_off_while_normal_clients_are_served() {
     let cinemo = started(&slow_env()).await;
-    let port = cinemo.public_port;
+    let port = cinemo.public_port();
     let loris = std::thread::spawn(move || {
         trickle(
             port,
@@ -289,7 +285,7 @@ async fn slow_loris_head_is_cut_off_while_normal_clients_are_served() {
     for _ in 0..5 {
         let t = Instant::now();
         let r = plain_client()
-            .get(format!("{}/api/version", cinemo.public_url()))
+            .get(format!("{}/api/version", cinemo.public()))
             .send()
             .await
             .unwrap();
@@ -311,7 +307,7 @@ async fn slow_loris_head_is_cut_off_while_normal_clients_are_served() {
 #[tokio::test]
 async fn slow_body_is_cut_off_with_408() {
     let cinemo = started(&slow_env()).await;
-    let port = cinemo.public_port;
+    let port = cinemo.public_port();
     let (took, answer) = std::thread::spawn(move || {
         trickle(
             port,
@@ -327,7 +323,7 @@ async fn slow_body_is_cut_off_with_408() {
     );
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
     let r = plain_client()
-        .get(format!("{}/api/version", cinemo.public_url()))
+        .get(format!("{}/api/version", cinemo.public()))
         .send()
         .await
         .unwrap();

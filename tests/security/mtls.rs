@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::certs::{Ca, Leaf, negotiated_alpn, tls_client};
-use super::harness::{Cinemo, plain_client, write};
+use super::harness::{Cinemo, plain_client, spawn, start, write};
 
 struct Pki {
     dir: tempfile::TempDir,
@@ -57,10 +57,15 @@ impl Pki {
 /// An internal tier serving mutual TLS, proven live with a good client.
 async fn internal_tier() -> (Cinemo, Pki, String) {
     let pki = Pki::new();
-    let mut internal = Cinemo::start("internal", &pki.internal_env());
-    let base = format!("https://localhost:{}", internal.internal_port);
-    let good = tls_client(&pki.ca, Some(&pki.client), internal.internal_port);
-    internal.wait_live(&good, &base).await;
+    let internal = spawn("internal", &pki.internal_env());
+    let base = format!("https://localhost:{}", internal.internal_port());
+    let good = tls_client(&pki.ca, Some(&pki.client), internal.internal_port());
+    let live = good
+        .get(format!("{base}/api/health/live"))
+        .send()
+        .await
+        .expect("a good client is served");
+    assert_eq!(live.status(), 200);
     (internal, pki, base)
 }
 
@@ -74,14 +79,14 @@ async fn assert_refused(client: &reqwest::Client, url: &str, what: &str) {
 #[tokio::test]
 async fn internal_tier_refuses_plain_http_client() {
     let (internal, _pki, _) = internal_tier().await;
-    let url = format!("{}/api/health/live", internal.internal_url());
+    let url = format!("{}/api/health/live", internal.internal());
     assert_refused(&plain_client(), &url, "a plain-HTTP client").await;
 }
 
 #[tokio::test]
 async fn internal_tier_refuses_tls_client_without_certificate() {
     let (internal, pki, base) = internal_tier().await;
-    let client = tls_client(&pki.ca, None, internal.internal_port);
+    let client = tls_client(&pki.ca, None, internal.internal_port());
     assert_refused(
         &client,
         &format!("{base}/api/health/live"),
@@ -94,7 +99,7 @@ async fn internal_tier_refuses_tls_client_without_certificate() {
 async fn internal_tier_refuses_certificate_from_another_ca() {
     let (internal, pki, base) = internal_tier().await;
     let stranger = Ca::new("some other CA").client("cinemo-public");
-    let client = tls_client(&pki.ca, Some(&stranger), internal.internal_port);
+    let client = tls_client(&pki.ca, Some(&stranger), internal.internal_port());
     assert_refused(
         &client,
         &format!("{base}/api/health/live"),
@@ -107,7 +112,7 @@ async fn internal_tier_refuses_certificate_from_another_ca() {
 async fn internal_tier_refuses_expired_client_certificate() {
     let (internal, pki, base) = internal_tier().await;
     let expired = pki.ca.expired_client("cinemo-public");
-    let client = tls_client(&pki.ca, Some(&expired), internal.internal_port);
+    let client = tls_client(&pki.ca, Some(&expired), internal.internal_port());
     assert_refused(
         &client,
         &format!("{base}/api/health/live"),
@@ -141,32 +146,31 @@ fn public_env(pki: &Pki, ca_pem: &str, internal_port: u16) -> Vec<(&'static str,
 #[tokio::test]
 async fn internal_tier_accepts_the_public_tier_for_create_and_read() {
     let (internal, pki, _) = internal_tier().await;
-    let mut public = Cinemo::start(
+    let public = spawn(
         "public",
-        &public_env(&pki, &pki.ca.pem, internal.internal_port),
+        &public_env(&pki, &pki.ca.pem, internal.internal_port()),
     );
     let client = plain_client();
-    public.wait_live(&client, &public.public_url()).await;
 
     let ready = client
-        .get(format!("{}/api/health", public.public_url()))
+        .get(format!("{}/api/health", public.public()))
         .send()
         .await
         .expect("health");
     assert_eq!(ready.status(), 200, "readiness goes through mTLS");
     let created = client
-        .post(format!("{}/api/customers", public.public_url()))
+        .post(format!("{}/api/customers", public.public()))
         .json(&serde_json::json!({"name": "Ada"}))
         .send()
         .await
         .expect("create");
-    assert_eq!(created.status(), 200, "{}", public.log());
+    assert_eq!(created.status(), 200, "{}", public.logs());
     let id = created.json::<serde_json::Value>().await.expect("json")["customerId"]
         .as_str()
         .expect("customerId")
         .to_owned();
     let read = client
-        .get(format!("{}/api/customers/{id}", public.public_url()))
+        .get(format!("{}/api/customers/{id}", public.public()))
         .send()
         .await
         .expect("read");
@@ -175,7 +179,7 @@ async fn internal_tier_accepts_the_public_tier_for_create_and_read() {
     assert_eq!(doc["name"], "Ada");
     assert_eq!(doc["_id"], id.as_str());
     assert_eq!(
-        negotiated_alpn(&pki.ca, Some(&pki.client), internal.internal_port).await,
+        negotiated_alpn(&pki.ca, Some(&pki.client), internal.internal_port()).await,
         "h2",
         "the tier link runs HTTP/2 over mutual TLS"
     );
@@ -185,14 +189,13 @@ async fn internal_tier_accepts_the_public_tier_for_create_and_read() {
 async fn public_tier_refuses_an_internal_server_from_another_ca() {
     let (internal, pki, _) = internal_tier().await;
     let other = Ca::new("impostor CA");
-    let mut public = Cinemo::start(
+    let public = spawn(
         "public",
-        &public_env(&pki, &other.pem, internal.internal_port),
+        &public_env(&pki, &other.pem, internal.internal_port()),
     );
     let client = plain_client();
-    public.wait_live(&client, &public.public_url()).await;
     let r = client
-        .post(format!("{}/api/customers", public.public_url()))
+        .post(format!("{}/api/customers", public.public()))
         .json(&serde_json::json!({"name": "Ada"}))
         .send()
         .await
@@ -218,13 +221,13 @@ fn tiers_refuse_to_start_without_tls_when_required() {
             "public.internal_tls.required",
         ),
     ] {
-        let mut cinemo = Cinemo::start(mode, &[(var, "true".into())]);
+        let mut cinemo = start(mode, &[(var, "true".into())]);
         let status = cinemo.wait_exit(Duration::from_secs(20));
         assert!(!status.success(), "{mode} started without TLS");
         assert!(
-            cinemo.log().contains(key),
+            cinemo.logs().contains(key),
             "the refusal names {key}:\n{}",
-            cinemo.log()
+            cinemo.logs()
         );
     }
 }
@@ -254,7 +257,7 @@ async fn certificates_from_tools_pki_sh_work_between_the_tiers() {
         );
     }
     let f = |name: &str| dir.path().join(name).display().to_string();
-    let mut internal = Cinemo::start(
+    let internal = spawn(
         "internal",
         &[
             ("CINEMO__INTERNAL__TLS__CERT_FILE", f("server.crt")),
@@ -263,12 +266,12 @@ async fn certificates_from_tools_pki_sh_work_between_the_tiers() {
             ("CINEMO__INTERNAL__TLS__REQUIRED", "true".into()),
         ],
     );
-    let mut public = Cinemo::start(
+    let public = spawn(
         "public",
         &[
             (
                 "CINEMO__PUBLIC__INTERNAL_URL",
-                format!("https://localhost:{}", internal.internal_port),
+                format!("https://localhost:{}", internal.internal_port()),
             ),
             ("CINEMO__PUBLIC__INTERNAL_TLS__CERT_FILE", f("client.crt")),
             ("CINEMO__PUBLIC__INTERNAL_TLS__KEY_FILE", f("client.key")),
@@ -277,39 +280,27 @@ async fn certificates_from_tools_pki_sh_work_between_the_tiers() {
         ],
     );
     let client = plain_client();
-    public.wait_live(&client, &public.public_url()).await;
-    // The internal tier is live once the public tier's readiness passes.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = client
-            .get(format!("{}/api/health", public.public_url()))
-            .send()
-            .await
-            .expect("health");
-        if r.status() == 200 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "internal tier never ready:\n{}",
-            internal.log()
-        );
-        internal.assert_running();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Both are ready, so the public tier's readiness check (a call to the
+    // internal tier over mutual TLS) passes at once.
+    let r = client
+        .get(format!("{}/api/health", public.public()))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(r.status(), 200, "{}", internal.logs());
     let created = client
-        .post(format!("{}/api/customers", public.public_url()))
+        .post(format!("{}/api/customers", public.public()))
         .json(&serde_json::json!({"name": "Grace"}))
         .send()
         .await
         .expect("create");
-    assert_eq!(created.status(), 200, "{}", public.log());
+    assert_eq!(created.status(), 200, "{}", public.logs());
     let id = created.json::<serde_json::Value>().await.expect("json")["customerId"]
         .as_str()
         .expect("id")
         .to_owned();
     let read = client
-        .get(format!("{}/api/customers/{id}", public.public_url()))
+        .get(format!("{}/api/customers/{id}", public.public()))
         .send()
         .await
         .expect("read");
@@ -339,17 +330,16 @@ async fn all_mode_uses_mutual_tls_on_loopback_when_configured() {
             pki.file("internal-ca.crt", &pki.ca.pem),
         ),
     ]);
-    let mut all = Cinemo::start("all", &env);
+    let all = spawn("all", &env);
     let client = plain_client();
-    all.wait_live(&client, &all.public_url()).await;
     let created = client
-        .post(format!("{}/api/customers", all.public_url()))
+        .post(format!("{}/api/customers", all.public()))
         .json(&serde_json::json!({"name": "Lin"}))
         .send()
         .await
         .expect("create");
-    assert_eq!(created.status(), 200, "{}", all.log());
-    let internal = format!("{}/api/health/live", all.internal_url());
+    assert_eq!(created.status(), 200, "{}", all.logs());
+    let internal = format!("{}/api/health/live", all.internal());
     assert_refused(
         &client,
         &internal,
@@ -363,7 +353,7 @@ async fn all_mode_uses_mutual_tls_on_loopback_when_configured() {
 async fn public_listener_serves_tls_when_configured() {
     let pki = Pki::new();
     let server = pki.ca.server();
-    let mut cinemo = Cinemo::start(
+    let mut cinemo = spawn(
         "all",
         &[
             (
@@ -376,10 +366,9 @@ async fn public_listener_serves_tls_when_configured() {
             ),
         ],
     );
-    let port = cinemo.public_port;
+    let port = cinemo.public_port();
     let tls = tls_client(&pki.ca, None, port);
     let base = format!("https://localhost:{port}");
-    cinemo.wait_live(&tls, &base).await;
     let r = tls
         .get(format!("{base}/api/version"))
         .send()
@@ -398,7 +387,7 @@ async fn public_listener_serves_tls_when_configured() {
     assert_eq!(preferring_h2.status(), 404);
     assert_refused(
         &plain_client(),
-        &format!("{}/api/version", cinemo.public_url()),
+        &format!("{}/api/version", cinemo.public()),
         "plain HTTP on the TLS listener",
     )
     .await;
@@ -416,7 +405,7 @@ async fn public_listener_serves_tls_when_configured() {
     assert!(!body.is_empty());
     cinemo.signal("TERM");
     let status = cinemo.wait_exit(Duration::from_secs(10));
-    assert!(status.success(), "exit {status}:\n{}", cinemo.log());
+    assert!(status.success(), "exit {status}:\n{}", cinemo.logs());
 }
 
 /// SIGHUP re-reads the TLS files: a client CA added to the bundle is
@@ -424,7 +413,7 @@ async fn public_listener_serves_tls_when_configured() {
 #[tokio::test]
 async fn sighup_reloads_the_client_ca_and_keeps_the_old_files_on_error() {
     let (mut internal, pki, base) = internal_tier().await;
-    let port = internal.internal_port;
+    let port = internal.internal_port();
     let next = Ca::new("next CA");
     let next_client = next.client("cinemo-public");
     let new_client = tls_client(&pki.ca, Some(&next_client), port);
@@ -441,11 +430,11 @@ async fn sighup_reloads_the_client_ca_and_keeps_the_old_files_on_error() {
     pki.file("client-ca.crt", "not a certificate");
     internal.signal("HUP");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !internal.log().contains("TLS reload failed") {
+    while !internal.logs().contains("TLS reload failed") {
         assert!(
             std::time::Instant::now() < deadline,
             "no reload attempt logged:\n{}",
-            internal.log()
+            internal.logs()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -473,7 +462,7 @@ async fn sighup_reloads_the_client_ca_and_keeps_the_old_files_on_error() {
         assert!(
             std::time::Instant::now() < deadline,
             "next CA never trusted:\n{}",
-            internal.log()
+            internal.logs()
         );
         internal.assert_running();
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -1,15 +1,14 @@
 //! Each tier serves its own OpenAPI document and an offline Swagger UI.
 
-use super::harness::{Cinemo, plain_client};
+use super::harness::{plain_client, spawn};
 
 #[tokio::test]
 async fn each_tier_serves_its_own_document_and_an_offline_swagger_ui() {
-    let mut cinemo = Cinemo::start("all", &[]);
+    let cinemo = spawn("all", &[]);
     let client = plain_client();
-    cinemo.wait_live(&client, &cinemo.public_url()).await;
     for (base, has, lacks) in [
-        (cinemo.public_url(), "/api/customers/{id}", "/api/cache"),
-        (cinemo.internal_url(), "/api/cache/{id}", "/api/customers"),
+        (cinemo.public(), "/api/customers/{id}", "/api/cache"),
+        (cinemo.internal(), "/api/cache/{id}", "/api/customers"),
     ] {
         let doc: serde_json::Value = client
             .get(format!("{base}/api/openapi.json"))

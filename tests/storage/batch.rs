@@ -17,7 +17,7 @@ pub fn customers(n: usize, tag: &str) -> Vec<Value> {
 }
 
 async fn count(http: &reqwest::Client, tiers: &Tiers) -> usize {
-    list_all(http, &tiers.internal.url(), "/api/cache")
+    list_all(http, tiers.internal.url(), "/api/cache")
         .await
         .len()
 }
