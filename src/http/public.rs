@@ -128,12 +128,34 @@ pub(crate) async fn read(
     let d = &state.diagnostics;
     d.metric(names::READ_CUSTOMER_ATTEMPT);
     let result = read_inner(&req, &state, trace.as_ref()).await;
-    d.metric(if result.is_ok() {
-        names::READ_CUSTOMER_SUCCESS
-    } else {
-        names::READ_CUSTOMER_FAIL
-    });
+    count_outcome(
+        d,
+        &result,
+        names::READ_CUSTOMER_SUCCESS,
+        names::READ_CUSTOMER_FAIL,
+    );
     result
+}
+
+/// Counts how one create or read ended. The contract's frames count every
+/// answer but 200 as `fail`, as the old service did, and old consumers
+/// read them so. The OpenTelemetry twin, which the `customer-*-failures`
+/// alarms and the rollout gate read, counts only the answers where cinemo
+/// or what it depends on failed (5xx): a client asking for an id that does
+/// not exist, or sending a bad name, must not page the duty manager or
+/// roll a release back. Such an answer is an `attempt` and nothing else
+/// there (docs/telemetry.md).
+fn count_outcome(
+    d: &Diagnostics,
+    result: &Result<HttpResponse, ApiError>,
+    success: &'static str,
+    fail: &'static str,
+) {
+    match result {
+        Ok(_) => d.metric(success),
+        Err(e) if e.status().is_server_error() => d.metric(fail),
+        Err(_) => d.metric_frame(fail),
+    }
 }
 
 async fn read_inner(
@@ -214,11 +236,12 @@ pub(crate) async fn create(
     let d = &state.diagnostics;
     d.metric(names::CREATE_CUSTOMER_ATTEMPT);
     let result = create_inner(&body, &state, trace.as_ref()).await;
-    d.metric(if result.is_ok() {
-        names::CREATE_CUSTOMER_SUCCESS
-    } else {
-        names::CREATE_CUSTOMER_FAIL
-    });
+    count_outcome(
+        d,
+        &result,
+        names::CREATE_CUSTOMER_SUCCESS,
+        names::CREATE_CUSTOMER_FAIL,
+    );
     result
 }
 

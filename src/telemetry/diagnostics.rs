@@ -251,6 +251,12 @@ impl Diagnostics {
     /// One metric frame for one event, and its OpenTelemetry counter.
     pub fn metric(&self, name: &'static str) {
         super::otel::metrics().business_event(name);
+        self.metric_frame(name);
+    }
+
+    /// The metric frame alone, without the OpenTelemetry twin: for a `fail`
+    /// the client caused (see `http::public::count_outcome`).
+    pub fn metric_frame(&self, name: &'static str) {
         let Some(queue) = &self.queue else {
             return;
         };

@@ -555,6 +555,12 @@ async fn export_threads_yield_to_the_request_threads() {
         ("CINEMO__OTLP__ENDPOINT", "http://127.0.0.1:9".into()),
     ]);
     let mut app = spawn("all", &env).await;
+    // The listeners are bound when cinemo says it is ready; actix starts
+    // its worker threads beside that. One request answered means they run.
+    let live = reqwest::get(format!("{}/api/health/live", app.url()))
+        .await
+        .expect("live");
+    assert_eq!(live.status(), 200);
     let threads = thread_priorities(app.pid());
     app.stop().await;
     let of = |prefix: &str| -> Vec<(i64, i64)> {

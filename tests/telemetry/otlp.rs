@@ -170,7 +170,11 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
         ("CINEMO__OTLP__EXPORT_INTERVAL_MS", "500".to_owned()),
         ("CINEMO__OTLP__TRACE_SAMPLE_RATIO", "0".to_owned()),
     ];
-    let (mut internal, mut public) = both_tiers(&otlp, &otlp).await;
+    // A storage call gives up after 300 ms, so a create waiting on a lock
+    // below fails on cinemo's side quickly.
+    let mut internal_env = otlp.clone();
+    internal_env.push(("CINEMO__STORAGE__TIMEOUT_MS", "300".to_owned()));
+    let (mut internal, mut public) = both_tiers(&internal_env, &otlp).await;
     let base = public.url().to_owned();
 
     let http = reqwest::Client::new();
@@ -191,6 +195,23 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
         .await
         .unwrap();
     assert_eq!(batch.status(), 200);
+    let bad_name = http
+        .post(format!("{base}/api/customers"))
+        .json(&serde_json::json!({"name": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_name.status(), 400);
+
+    // A create that fails on cinemo's side: SQLite's write lock is held
+    // elsewhere, as by a stuck writer, until the storage call times out.
+    let locker = crate::common::lock_sqlite(&internal.dir.path().join("cinemo.db")).await;
+    let (stuck, _) = create(&http, &base, None).await;
+    assert!(
+        (502..=504).contains(&stuck),
+        "create with the database locked: {stuck}"
+    );
+    drop(locker);
 
     // Shutdown flushes both providers: no waiting for an export period.
     public.stop().await;
@@ -210,11 +231,13 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
         assert!(!res["host.name"].is_empty() && !res["service.instance.id"].is_empty());
     }
 
-    // Business counters.
+    // Business counters. A client's mistake (the 400 create, the 404 read)
+    // is an attempt but no failure: the failure alarms count only cinemo's
+    // own (the create that met the lock).
     let outcome = |o| [("outcome", o)];
     assert_eq!(
         got.counter("public", "cinemo.customer.create", &outcome("attempt")),
-        1
+        3
     );
     assert_eq!(
         got.counter("public", "cinemo.customer.create", &outcome("success")),
@@ -222,7 +245,7 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
     );
     assert_eq!(
         got.counter("public", "cinemo.customer.create", &outcome("fail")),
-        0
+        1
     );
     assert_eq!(
         got.counter("public", "cinemo.customer.read", &outcome("attempt")),
@@ -234,7 +257,7 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
     );
     assert_eq!(
         got.counter("public", "cinemo.customer.read", &outcome("fail")),
-        1
+        0
     );
 
     // Request durations by route pattern, never the raw path.
