@@ -63,6 +63,9 @@ fn storage_error(state: &InternalState, trace: Option<&TraceToken>, e: StoreErro
         StoreError::IdempotencyConflict => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, batch::KEY_REUSED)
         }
+        rejected @ StoreError::Rejected(_) => {
+            ApiError::with_text(StatusCode::BAD_REQUEST, rejected.to_string())
+        }
         other => ApiError::internal(&other),
     }
 }

@@ -29,6 +29,12 @@ pub enum StoreError {
     /// The idempotency key was used before with a different payload.
     #[error("idempotency key reused with a different payload")]
     IdempotencyConflict,
+    /// A valid JSON object this backend cannot hold (MongoDB: a key with a
+    /// NUL character, a number beyond a double, a lone UTF-16 surrogate,
+    /// nesting beyond 100 levels). The internal tier answers 400 with the
+    /// reason; nothing was stored.
+    #[error("document cannot be stored: {0}")]
+    Rejected(String),
     /// Anything else: a bug, corrupt data, a constraint we did not expect.
     #[error(transparent)]
     Other(#[from] anyhow::Error),

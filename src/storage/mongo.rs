@@ -336,7 +336,28 @@ pub(crate) mod bson_json {
     use super::super::StoreError;
     use crate::domain::{DocId, Document};
 
-    struct ToBson;
+    /// MongoDB's limit on nesting: the client's object is level 1.
+    const MAX_DEPTH: u32 = 100;
+
+    /// Converts one JSON value; an object or array visited at `depth` is at
+    /// nesting level `depth + 1` (the document is visited at 0).
+    #[derive(Clone, Copy)]
+    struct ToBson {
+        depth: u32,
+    }
+
+    impl ToBson {
+        fn nested<E: serde::de::Error>(self) -> Result<ToBson, E> {
+            if self.depth >= MAX_DEPTH {
+                return Err(E::custom(format_args!(
+                    "nested deeper than MongoDB's {MAX_DEPTH} levels"
+                )));
+            }
+            Ok(ToBson {
+                depth: self.depth + 1,
+            })
+        }
+    }
 
     impl<'de> DeserializeSeed<'de> for ToBson {
         type Value = Bson;
@@ -375,31 +396,48 @@ pub(crate) mod bson_json {
             Ok(Bson::Null)
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Bson, A::Error> {
+            let inner = self.nested()?;
             let mut out = Vec::new();
-            while let Some(v) = seq.next_element_seed(ToBson)? {
+            while let Some(v) = seq.next_element_seed(inner)? {
                 out.push(v);
             }
             Ok(Bson::Array(out))
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Bson, A::Error> {
+            let inner = self.nested()?;
             // bson::Document keeps insertion order; a repeated key keeps its
             // first position and its last value, as JavaScript's JSON.parse.
             let mut out = bson::Document::new();
             while let Some(k) = map.next_key::<String>()? {
-                let v = map.next_value_seed(ToBson)?;
+                if k.contains('\0') {
+                    return Err(serde::de::Error::custom(
+                        "a key contains a NUL character, which BSON cannot hold",
+                    ));
+                }
+                let v = map.next_value_seed(inner)?;
                 out.insert(k, v);
             }
             Ok(Bson::Document(out))
         }
     }
 
-    /// The document to store: `_id` first, then the client's fields.
+    /// The document to store: `_id` first, then the client's fields. A
+    /// valid JSON object BSON cannot hold is `StoreError::Rejected` (the
+    /// SQL backends store the text as sent, so only this one refuses).
     pub fn to_bson(id: &DocId, document: &Document) -> Result<bson::Document, StoreError> {
         let mut de = serde_json::Deserializer::from_str(document.as_str());
-        let parsed = ToBson.deserialize(&mut de).map_err(|e| {
-            StoreError::Other(anyhow::anyhow!(
-                "a parsed document did not convert to BSON: {e}"
-            ))
+        // Our own depth limit (100) is below serde_json's (128), which
+        // stays as the stack's guard.
+        let parsed = (ToBson { depth: 0 }).deserialize(&mut de).map_err(|e| {
+            // `Document::parse` checked the syntax, so an escape that
+            // fails now is a lone surrogate (`\ud800`): JavaScript keeps
+            // one in a string, UTF-8 and so BSON cannot.
+            let why = if e.to_string().contains("escape") {
+                format!("a string holds a lone UTF-16 surrogate ({e})")
+            } else {
+                e.to_string()
+            };
+            StoreError::Rejected(why)
         })?;
         let Bson::Document(fields) = parsed else {
             return Err(StoreError::Other(anyhow::anyhow!(
@@ -542,6 +580,40 @@ pub(crate) mod bson_json {
                 round_trip(r#"{"h":12345678901234567890123}"#),
                 r#"{"h":1.2345678901234568e+22}"#
             );
+        }
+
+        /// An object `levels` deep: `{"a":{"a":...{}}}`.
+        fn nested(levels: usize) -> String {
+            format!(
+                "{}{}",
+                r#"{"a":"#.repeat(levels - 1) + "{}",
+                "}".repeat(levels - 1)
+            )
+        }
+
+        #[test]
+        fn valid_json_that_bson_cannot_hold_is_rejected_with_the_reason() {
+            let rejected = |json: &str| {
+                let doc = Document::parse(json.as_bytes()).expect("valid JSON object");
+                match to_bson(&DocId::generate(), &doc) {
+                    Err(StoreError::Rejected(why)) => why,
+                    other => panic!("{json}: {other:?}"),
+                }
+            };
+            assert!(rejected(r#"{"k\u0000":1}"#).contains("NUL"));
+            assert!(rejected(r#"{"a":[{"b\u0000c":1}]}"#).contains("NUL"));
+            assert!(rejected(r#"{"a":1e400}"#).contains("number out of range"));
+            assert!(
+                rejected(r#"{"a":"\ud800"}"#).contains("surrogate"),
+                "{}",
+                rejected(r#"{"a":"\ud800"}"#)
+            );
+            assert!(rejected(&nested(101)).contains("100 levels"));
+            let array_deep = format!("{{\"a\":{}{}}}", "[".repeat(100), "]".repeat(100));
+            assert!(rejected(&array_deep).contains("100 levels"));
+            // A NUL in a value is fine; so are 100 levels.
+            assert_eq!(round_trip(r#"{"k":"\u0000"}"#), r#"{"k":"\u0000"}"#);
+            assert_eq!(round_trip(&nested(100)), nested(100));
         }
     }
 }
