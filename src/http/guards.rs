@@ -1,7 +1,8 @@
-//! Request limits both tiers apply before routing: a bound on the request
+//! What both tiers do to a request before routing: a bound on the request
 //! target (414) and a deadline for reading the body (408), so a client
-//! that trickles its body cannot hold a worker's connection forever.
-//! actix's `client_request_timeout` covers only the request head.
+//! that trickles its body cannot hold a worker's connection forever
+//! (actix's `client_request_timeout` covers only the request head); and
+//! the old services' Express routing rules (`express_routing`).
 
 use std::cell::Cell;
 use std::io;
@@ -48,6 +49,45 @@ fn reads_body(req: &ServiceRequest) -> bool {
     !bodiless || declared
 }
 
+/// Routes the way the old services' Express did by default, so old
+/// clients keep working: paths match case-insensitively, one trailing
+/// slash is ignored (`/api/health/`), and `HEAD` is answered by the `GET`
+/// route (the HTTP layer remembers the request was `HEAD` and sends no
+/// body). Done by rewriting what the router sees; a request that needs
+/// none of it costs a scan of its path. Ids are hex and parsed
+/// case-insensitively, so lowercasing the path changes no answer.
+fn express_routing(req: &mut ServiceRequest) {
+    use actix_web::http::Method;
+    use actix_web::http::uri::{PathAndQuery, Uri};
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
+    let path = req.path();
+    let slash = path.len() > 1 && path.ends_with('/');
+    if !slash && !path.bytes().any(|b| b.is_ascii_uppercase()) {
+        return;
+    }
+    let mut routed = path.to_ascii_lowercase();
+    if slash {
+        routed.pop();
+    }
+    let query = req.query_string();
+    if !query.is_empty() {
+        routed.push('?');
+        routed.push_str(query);
+    }
+    let mut parts = req.uri().clone().into_parts();
+    let Ok(path_and_query) = PathAndQuery::from_maybe_shared(routed) else {
+        return;
+    };
+    parts.path_and_query = Some(path_and_query);
+    let Ok(uri) = Uri::from_parts(parts) else {
+        return;
+    };
+    req.match_info_mut().get_mut().update(&uri);
+    req.head_mut().uri = uri;
+}
+
 /// The middleware (`.app_data(guards).wrap(from_fn(guards::check))`).
 pub async fn check(
     mut req: ServiceRequest,
@@ -62,6 +102,7 @@ pub async fn check(
         if target_len > this.max_uri_bytes {
             return Ok(req.into_response(text(StatusCode::URI_TOO_LONG, "URI too long")));
         }
+        express_routing(&mut req);
 
         let payload = req.take_payload();
         if matches!(payload, Payload::None) || !reads_body(&req) {

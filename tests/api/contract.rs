@@ -263,6 +263,76 @@ pub(crate) async fn contract(public: &str, internal: &str) {
         .await,
     );
 
+    // Express's default routing, which old clients may rely on: any case,
+    // one trailing slash, and HEAD for every GET route (no body).
+    for (what, url) in [
+        (
+            "public GET, trailing slash",
+            format!("{public}/api/customers/{id}/"),
+        ),
+        (
+            "public GET, upper case",
+            format!("{public}/API/Customers/{}", id.to_uppercase()),
+        ),
+    ] {
+        row(
+            what,
+            200,
+            JSON,
+            Body::Exact(expected),
+            send(c.get(url)).await,
+        );
+    }
+    for (what, url) in [
+        (
+            "internal GET, trailing slash",
+            format!("{internal}/api/cache/{cache_id}/"),
+        ),
+        (
+            "internal GET, upper case",
+            format!("{internal}/API/CACHE/{cache_id}"),
+        ),
+    ] {
+        row(
+            what,
+            200,
+            JSON,
+            Body::Exact(round_trip),
+            send(c.get(url)).await,
+        );
+    }
+    row(
+        "public HEAD /api/customers/{id}",
+        200,
+        JSON,
+        Body::Exact(""),
+        send(c.head(format!("{public}/api/customers/{id}"))).await,
+    );
+    for (base, healthy) in [(public, "Frontend healthy"), (internal, "Healthy")] {
+        row(
+            "GET /api/health/, trailing slash",
+            200,
+            TEXT,
+            Body::Exact(healthy),
+            send(c.get(format!("{base}/api/health/"))).await,
+        );
+        row(
+            "HEAD /api/health",
+            200,
+            TEXT,
+            Body::Exact(""),
+            send(c.head(format!("{base}/api/health"))).await,
+        );
+    }
+    // Only one slash is optional, as in Express.
+    row(
+        "two trailing slashes",
+        404,
+        TEXT,
+        Body::Exact("not found"),
+        send(c.get(format!("{public}/api/health//"))).await,
+    );
+
     // routes every tier serves
     for base in [public, internal] {
         row(
