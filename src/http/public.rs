@@ -194,11 +194,45 @@ async fn read_inner(
     }
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(utoipa::ToSchema)]
 pub(crate) struct CreateRequest {
     /// Any non-empty string of at most 1024 characters.
     #[schema(min_length = 1, max_length = 1024)]
     name: String,
+}
+
+/// Reads a create body as the old service's `JSON.parse` did: any JSON
+/// object, other fields ignored, and a repeated `name` keeps its last value
+/// (serde's derive refuses a repeated field, which made a valid body a 400).
+/// It must then be a string.
+impl<'de> Deserialize<'de> for CreateRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Body;
+        impl<'de> serde::de::Visitor<'de> for Body {
+            type Value = CreateRequest;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object with a string `name`")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateRequest, A::Error> {
+                let mut name = None;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == "name" {
+                        name = Some(map.next_value::<serde_json::Value>()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                match name {
+                    Some(serde_json::Value::String(name)) => Ok(CreateRequest { name }),
+                    _ => Err(serde::de::Error::missing_field("name")),
+                }
+            }
+        }
+        d.deserialize_map(Body)
+    }
 }
 
 /// The stored document; field order is the old service's.

@@ -155,6 +155,8 @@ pub(crate) async fn contract(public: &str, internal: &str) {
         ("name not a string", r#"{"name":42}"#),
         ("name null", r#"{"name":null}"#),
         ("array", r#"[{"name":"Ann"}]"#),
+        // JSON.parse keeps the last of a repeated key.
+        ("the last name not a string", r#"{"name":"Ann","name":7}"#),
     ] {
         let seen = send(
             c.post(format!("{public}/api/customers"))
@@ -166,6 +168,30 @@ pub(crate) async fn contract(public: &str, internal: &str) {
             Box::leak(format!("public POST /api/customers ({what})").into_boxed_str());
         row(what, 400, TEXT, Body::Exact("customer name missing"), seen);
     }
+
+    // A repeated `name` keeps its last value, as JSON.parse did; other
+    // fields are ignored.
+    let repeated = send(
+        c.post(format!("{public}/api/customers"))
+            .body(r#"{"name":7,"name":"Ann","x":[1,{"name":2}],"name":"Bob"}"#),
+    )
+    .await;
+    let repeated_id = serde_json::from_str::<serde_json::Value>(&repeated.body)
+        .ok()
+        .and_then(|v| v["customerId"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    row(
+        "public POST /api/customers (repeated name)",
+        200,
+        JSON,
+        Body::NewId("customerId"),
+        repeated,
+    );
+    let stored = send(c.get(format!("{public}/api/customers/{repeated_id}"))).await;
+    let name = serde_json::from_str::<serde_json::Value>(&stored.body).unwrap_or_default()["name"]
+        .as_str()
+        .map(str::to_owned);
+    assert_eq!(name.as_deref(), Some("Bob"), "{stored:?}");
 
     // internal
     row(
