@@ -138,3 +138,82 @@ async fn storage_that_does_not_answer_gives_504_mongodb_not_connected() {
         "no recovery after the lock was released: {recovered:?}"
     );
 }
+
+/// An internal tier stand-in over HTTP/1.1 that answers every request with
+/// `status` and a short body, as a proxy or an overloaded tier would.
+fn answering(status: &'static str) -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                loop {
+                    let mut length = 0;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if let Some((name, value)) = line.split_once(':')
+                            && name.eq_ignore_ascii_case("content-length")
+                        {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 4\r\n\r\nbusy");
+                    if writer.write_all(answer.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn internal_answering_503_or_500_gives_503_or_502_with_the_contract_texts() {
+    for (internal_says, public_says) in [
+        (
+            "503 Service Unavailable",
+            (503, "internal service unavailable"),
+        ),
+        ("500 Internal Server Error", (502, "internal service error")),
+    ] {
+        let public = cinemo("public")
+            .env(
+                "CINEMO__PUBLIC__INTERNAL_URL",
+                format!("http://{}", answering(internal_says)),
+            )
+            .env("CINEMO__PUBLIC__INTERNAL_HTTP2", "false")
+            .spawn();
+        let c = common::client();
+        let read = send(c.get(format!("{}/api/customers/{ID}", public.public()))).await;
+        let create = send(
+            c.post(format!("{}/api/customers", public.public()))
+                .body(r#"{"name":"A"}"#),
+        )
+        .await;
+        for seen in [read, create] {
+            assert_eq!(
+                (seen.status, seen.body.as_str()),
+                public_says,
+                "internal said {internal_says}"
+            );
+            assert_eq!(seen.content_type, "text/plain; charset=utf-8");
+        }
+        let health = send(c.get(format!("{}/api/health", public.public()))).await;
+        assert_eq!(health.status, 503, "internal said {internal_says}");
+    }
+}
