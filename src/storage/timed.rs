@@ -53,6 +53,15 @@ impl Timed {
         });
         let (result, outcome) = match tokio::time::timeout(deadline, fut).await {
             Ok(Ok(v)) => (Ok(v), names::OUTCOME_SUCCESS),
+            // The store's own answers to a bad request (a taken id, a
+            // reused key, a document it cannot hold) are calls that worked,
+            // as a 4xx from the internal tier is: `fail` means storage
+            // misbehaved, which is what an operator looks for.
+            Ok(Err(
+                e @ (StoreError::Duplicate(_)
+                | StoreError::IdempotencyConflict
+                | StoreError::Rejected(_)),
+            )) => (Err(e), names::OUTCOME_SUCCESS),
             Ok(Err(e)) => (Err(e), names::OUTCOME_FAIL),
             Err(_) => (
                 Err(StoreError::Unavailable(format!(

@@ -190,11 +190,22 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
     assert_eq!(read(&http, &base, &"0".repeat(24), &[]).await, 404);
     let batch = http
         .post(format!("{base}/api/customers/batch"))
+        .header("Idempotency-Key", "otlp-batch")
         .json(&serde_json::json!([{"name": "Ada"}, {"name": "Alan"}]))
         .send()
         .await
         .unwrap();
     assert_eq!(batch.status(), 200);
+    // The key again with another payload: storage answers, and that answer
+    // (422) is a storage call that worked, not a failed one.
+    let reused = http
+        .post(format!("{base}/api/customers/batch"))
+        .header("Idempotency-Key", "otlp-batch")
+        .json(&serde_json::json!([{"name": "Grace"}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reused.status(), 422);
     let bad_name = http
         .post(format!("{base}/api/customers"))
         .json(&serde_json::json!({"name": ""}))
@@ -308,9 +319,14 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
         got.histogram("internal", d, &route("/api/cache/batch", "POST", "200")),
         1
     );
+    assert_eq!(
+        got.histogram("internal", d, &route("/api/cache/batch", "POST", "422")),
+        1
+    );
 
-    // Dependencies: public -> internal (4 calls, the batch's included),
-    // internal -> storage (one operation each).
+    // Dependencies: public -> internal (5 calls, the batches' included; a
+    // 422 answer is a call that worked), internal -> storage (one
+    // operation each; the reused key is storage's answer, not its failure).
     let dep = "cinemo.dependency.duration";
     assert_eq!(
         got.histogram(
@@ -318,7 +334,7 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
             dep,
             &[("peer", "internal"), ("outcome", "success")]
         ),
-        4
+        5
     );
     assert_eq!(
         got.histogram(
@@ -326,7 +342,7 @@ async fn metrics_and_one_trace_across_both_tiers_reach_the_collector() {
             dep,
             &[("peer", "storage"), ("outcome", "success")]
         ),
-        4
+        5
     );
 
     // One read is one trace across both tiers.
