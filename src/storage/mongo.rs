@@ -221,9 +221,16 @@ impl Store for MongoStore {
         key: Option<&IdempotencyKey>,
     ) -> Result<BatchOutcome, StoreError> {
         let ids: Vec<DocId> = items.iter().map(|(id, _)| id.clone()).collect();
+        // Name the item a client must fix: "item 3: a string holds ...".
         let docs = items
             .iter()
-            .map(|(id, d)| bson_json::to_bson(id, d))
+            .enumerate()
+            .map(|(i, (id, d))| {
+                bson_json::to_bson(id, d).map_err(|e| match e {
+                    StoreError::Rejected(why) => StoreError::Rejected(format!("item {i}: {why}")),
+                    other => other,
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if !self.transactions.load(Ordering::Relaxed) {
             return self.batch_compensating(&docs, &ids, key).await;
@@ -429,13 +436,22 @@ pub(crate) mod bson_json {
         // Our own depth limit (100) is below serde_json's (128), which
         // stays as the stack's guard.
         let parsed = (ToBson { depth: 0 }).deserialize(&mut de).map_err(|e| {
+            let text = e.to_string();
+            // Drop serde's "at line 1 column N": the client sent the
+            // document, not a file, and the reason is what it can act on.
+            let reason = match text.rfind(" at line ") {
+                Some(at) => &text[..at],
+                None => &text,
+            };
             // `Document::parse` checked the syntax, so an escape that
-            // fails now is a lone surrogate (`\ud800`): JavaScript keeps
-            // one in a string, UTF-8 and so BSON cannot.
-            let why = if e.to_string().contains("escape") {
-                format!("a string holds a lone UTF-16 surrogate ({e})")
+            // fails now is a lone surrogate (`\ud800`, or `\udc00` that
+            // serde_json also calls "leading"): JavaScript keeps one in a
+            // string, UTF-8 and so BSON cannot.
+            let why = if reason.contains("surrogate") || reason.contains("escape") {
+                "a string holds a lone UTF-16 surrogate (a \\uD800-\\uDFFF escape without its pair)"
+                    .to_owned()
             } else {
-                e.to_string()
+                reason.to_owned()
             };
             StoreError::Rejected(why)
         })?;
@@ -603,11 +619,16 @@ pub(crate) mod bson_json {
             assert!(rejected(r#"{"k\u0000":1}"#).contains("NUL"));
             assert!(rejected(r#"{"a":[{"b\u0000c":1}]}"#).contains("NUL"));
             assert!(rejected(r#"{"a":1e400}"#).contains("number out of range"));
-            assert!(
-                rejected(r#"{"a":"\ud800"}"#).contains("surrogate"),
-                "{}",
-                rejected(r#"{"a":"\ud800"}"#)
-            );
+            for lone in [
+                r#"{"a":"\ud800"}"#,
+                r#"{"a":"\udc00"}"#,
+                r#"{"a":"x\ud800y"}"#,
+            ] {
+                let why = rejected(lone);
+                assert!(why.contains("lone UTF-16 surrogate"), "{lone}: {why}");
+                assert!(!why.contains("line 1"), "{lone}: {why}");
+            }
+            assert!(!rejected(r#"{"k\u0000":1}"#).contains("column"));
             assert!(rejected(&nested(101)).contains("100 levels"));
             let array_deep = format!("{{\"a\":{}{}}}", "[".repeat(100), "]".repeat(100));
             assert!(rejected(&array_deep).contains("100 levels"));
