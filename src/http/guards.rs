@@ -37,9 +37,10 @@ impl Guards {
 
 /// Whether a handler may read this request's body. Over HTTP/1.1 a
 /// request without a body has no payload at all; over HTTP/2 every request
-/// has a stream, so a GET, HEAD or DELETE that declares no body (the
-/// methods no route reads a body for) is let through unguarded instead of
-/// paying for a deadline nobody waits on.
+/// has a stream, so a GET or DELETE that declares no body (the methods no
+/// route reads a body for; a HEAD is a GET by now, see `express_routing`)
+/// is let through unguarded instead of paying for a deadline nobody waits
+/// on.
 fn reads_body(req: &ServiceRequest) -> bool {
     use actix_web::http::Method;
     use actix_web::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
@@ -56,6 +57,12 @@ fn reads_body(req: &ServiceRequest) -> bool {
 /// body). Done by rewriting what the router sees; a request that needs
 /// none of it costs a scan of its path. Ids are hex and parsed
 /// case-insensitively, so lowercasing the path changes no answer.
+///
+/// `head_mut` and `match_info_mut` panic when the request has been cloned
+/// (the request head is then shared), so no middleware outside `check`
+/// may keep a copy of the `HttpRequest` while it runs: the telemetry and
+/// rate-limit middlewares wrapped around it (src/startup.rs) only read it.
+/// A new outer middleware must do the same, or go inside `check`.
 fn express_routing(req: &mut ServiceRequest) {
     use actix_web::http::Method;
     use actix_web::http::uri::{PathAndQuery, Uri};

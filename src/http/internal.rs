@@ -143,7 +143,7 @@ pub(crate) struct Created<'a> {
         (status = 200, description = "Stored", body = Created<'static>, content_type = "application/json",
             links(("read" = (operation_id = "read", parameters(("id" = "$response.body#/id")), description = "The document just stored")))
         ),
-        (status = 400, description = "`missing body` (not one JSON object) or `_id is assigned by the server`", body = String, content_type = "text/plain"),
+        (status = 400, description = "`missing body` (not one JSON object), `_id is assigned by the server`, or on MongoDB `document cannot be stored: <reason>` (a NUL in a key, a number beyond a double, a lone UTF-16 surrogate, nesting beyond 100 levels)", body = String, content_type = "text/plain"),
         (status = 408, description = "`request body timed out`", body = String, content_type = "text/plain"),
         (status = 413, description = "The body is larger than `internal.max_body_bytes`", body = String, content_type = "text/plain"),
         (status = 504, description = "Storage unavailable or too slow (`MongoDB not connected`, the old text)", body = String, content_type = "text/plain"),

@@ -218,7 +218,7 @@ impl<'de> Deserialize<'de> for CreateRequest {
                 mut map: A,
             ) -> Result<CreateRequest, A::Error> {
                 let mut name = None;
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                while let Some(key) = map.next_key::<String>()? {
                     if key == "name" {
                         name = Some(map.next_value::<serde_json::Value>()?);
                     } else {

@@ -204,6 +204,9 @@ impl Cinemo {
         }
     }
 
+    /// The public tier's base URL, always `http://`: a suite that turns
+    /// TLS on builds its `https://` URLs from `public_port()` /
+    /// `internal_port()` (tests/security).
     pub fn public(&self) -> &str {
         self.public.as_deref().expect("no public tier in this mode")
     }

@@ -2,7 +2,6 @@
 //! server binds 127.0.0.1 and is stopped by PID in a Drop guard, so a
 //! panicking test leaves nothing running.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -12,12 +11,11 @@ use std::time::{Duration, Instant};
 use sqlx::Connection;
 
 /// A port for a database server, which must come back on the same port
-/// after the outage tests stop it (so it cannot simply be told port 0).
-/// Bind port 0, read the port, release it: a child process cannot be handed
-/// a bound socket, so this small race is the price.
+/// after the outage tests stop it (so it cannot simply be told port 0):
+/// `common::closed_port` binds port 0 and releases it. A child process
+/// cannot be handed a bound socket, so this small race is the price.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral port");
-    listener.local_addr().expect("local addr").port()
+    crate::common::closed_port().port()
 }
 
 /// Missing tools fail CI and are skipped (loudly) elsewhere.
