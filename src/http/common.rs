@@ -25,13 +25,16 @@ pub fn routes(cfg: &mut web::ServiceConfig, mode: Mode) {
         mode: mode.as_str(),
     };
     let version = serde_json::to_string(&version).unwrap_or_default();
-    cfg.route("/api/health/live", web::get().to(live)).route(
-        "/api/version",
-        web::get().to(move || {
-            let body = version.clone();
-            async move { super::json(StatusCode::OK, body) }
-        }),
-    );
+    cfg.route("/api/health/live", web::get().to(live))
+        .route("/api/health/live", super::options("GET,HEAD"))
+        .route(
+            "/api/version",
+            web::get().to(move || {
+                let body = version.clone();
+                async move { super::json(StatusCode::OK, body) }
+            }),
+        )
+        .route("/api/version", super::options("GET,HEAD"));
 }
 
 /// Liveness: answers as long as the process serves, touching nothing else.

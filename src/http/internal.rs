@@ -35,13 +35,17 @@ pub fn routes(cfg: &mut web::ServiceConfig, limits: &BatchLimits) {
             // As an id, "batch" is malformed: GET and DELETE answer the 400
             // the old service gave, not a 405 from this resource.
             .route(web::get().to(read))
-            .route(web::delete().to(delete)),
+            .route(web::delete().to(delete))
+            .route(super::options("POST,GET,HEAD,DELETE")),
     )
     .route("/api/health", web::get().to(health))
+    .route("/api/health", super::options("GET,HEAD"))
     .route("/api/cache", web::post().to(create))
     .route("/api/cache", web::get().to(list))
+    .route("/api/cache", super::options("POST,GET,HEAD"))
     .route("/api/cache/{id}", web::get().to(read))
-    .route("/api/cache/{id}", web::delete().to(delete));
+    .route("/api/cache/{id}", web::delete().to(delete))
+    .route("/api/cache/{id}", super::options("GET,HEAD,DELETE"));
 }
 
 fn trace_of(req: &HttpRequest) -> Option<TraceToken> {

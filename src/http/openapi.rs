@@ -143,15 +143,18 @@ pub fn routes(cfg: &mut web::ServiceConfig, tier: Tier) {
             async move { super::json(StatusCode::OK, body) }
         }),
     );
+    cfg.route("/api/openapi.json", super::options("GET,HEAD"));
     let (_, _, index) = ASSETS[0];
     cfg.route(
         "/api/docs",
         web::get().to(move || async move { static_response("text/html; charset=utf-8", index) }),
     );
+    cfg.route("/api/docs", super::options("GET,HEAD"));
     for (path, content_type, body) in ASSETS {
         cfg.route(
             path,
             web::get().to(move || async move { static_response(content_type, body) }),
         );
+        cfg.route(path, super::options("GET,HEAD"));
     }
 }

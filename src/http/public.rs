@@ -31,13 +31,17 @@ pub fn routes(cfg: &mut web::ServiceConfig, limits: &BatchLimits) {
             // As an id, "batch" is malformed: GET and DELETE answer the 400
             // the old service gave, not a 405 from this resource.
             .route(web::get().to(read))
-            .route(web::delete().to(delete)),
+            .route(web::delete().to(delete))
+            .route(super::options("POST,GET,HEAD,DELETE")),
     )
     .route("/api/health", web::get().to(health))
+    .route("/api/health", super::options("GET,HEAD"))
     .route("/api/customers", web::post().to(create))
     .route("/api/customers", web::get().to(list))
+    .route("/api/customers", super::options("POST,GET,HEAD"))
     .route("/api/customers/{id}", web::get().to(read))
-    .route("/api/customers/{id}", web::delete().to(delete));
+    .route("/api/customers/{id}", web::delete().to(delete))
+    .route("/api/customers/{id}", super::options("GET,HEAD,DELETE"));
 }
 
 /// The request's trace token: `X-Trace` when present; otherwise the trace

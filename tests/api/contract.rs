@@ -350,6 +350,69 @@ pub(crate) async fn contract(public: &str, internal: &str) {
             send(c.head(format!("{base}/api/health"))).await,
         );
     }
+    // OPTIONS as Express answered it: 200, the route's methods in `Allow`
+    // and as an HTML body (the old routes: `GET,HEAD` or `POST`, here with
+    // the methods cinemo added); a path no route serves stays a 404.
+    for (what, url, allow) in [
+        (
+            "public OPTIONS /api/health",
+            format!("{public}/api/health"),
+            "GET,HEAD",
+        ),
+        (
+            "public OPTIONS /api/customers",
+            format!("{public}/api/customers"),
+            "POST,GET,HEAD",
+        ),
+        (
+            "public OPTIONS /api/customers/{id}",
+            format!("{public}/api/customers/{id}"),
+            "GET,HEAD,DELETE",
+        ),
+        (
+            "internal OPTIONS /api/cache",
+            format!("{internal}/api/cache"),
+            "POST,GET,HEAD",
+        ),
+        (
+            "internal OPTIONS /api/cache/{id}, any case",
+            format!("{internal}/API/Cache/{cache_id}/"),
+            "GET,HEAD,DELETE",
+        ),
+        (
+            "internal OPTIONS /api/version",
+            format!("{internal}/api/version"),
+            "GET,HEAD",
+        ),
+    ] {
+        let options = c
+            .request(reqwest::Method::OPTIONS, &url)
+            .send()
+            .await
+            .expect("OPTIONS");
+        let header = options
+            .headers()
+            .get("allow")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        assert_eq!(header, allow, "{what}: the Allow header");
+        row(
+            what,
+            200,
+            "text/html; charset=utf-8",
+            Body::Exact(allow),
+            send(c.request(reqwest::Method::OPTIONS, &url)).await,
+        );
+    }
+    row(
+        "OPTIONS on an unknown route",
+        404,
+        TEXT,
+        Body::Exact("not found"),
+        send(c.request(reqwest::Method::OPTIONS, format!("{public}/nope"))).await,
+    );
+
     // Only one slash is optional, as in Express.
     row(
         "two trailing slashes",
