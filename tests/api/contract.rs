@@ -385,24 +385,22 @@ pub(crate) async fn contract(public: &str, internal: &str) {
             "GET,HEAD",
         ),
     ] {
-        let options = c
+        let answer = c
             .request(reqwest::Method::OPTIONS, &url)
             .send()
             .await
             .expect("OPTIONS");
-        let header = options
-            .headers()
-            .get("allow")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        assert_eq!(header, allow, "{what}: the Allow header");
+        assert_eq!(
+            common::header(&answer, "allow"),
+            allow,
+            "{what}: the Allow header"
+        );
         row(
             what,
             200,
             "text/html; charset=utf-8",
             Body::Exact(allow),
-            send(c.request(reqwest::Method::OPTIONS, &url)).await,
+            common::seen(answer).await,
         );
     }
     row(

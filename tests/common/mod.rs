@@ -369,20 +369,30 @@ pub struct Seen {
 }
 
 pub async fn send(req: reqwest::RequestBuilder) -> Seen {
-    let response = req.send().await.expect("request failed");
+    seen(req.send().await.expect("request failed")).await
+}
+
+/// What a user sees of an answer already received (for a test that also
+/// reads one of its headers with `header`).
+pub async fn seen(response: reqwest::Response) -> Seen {
     let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let content_type = header(&response, "content-type");
     let body = response.text().await.expect("body");
     Seen {
         status,
         content_type,
         body,
     }
+}
+
+/// A header's value as text, "" when absent or not visible ASCII.
+pub fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
 }
 
 pub fn is_object_id(s: &str) -> bool {
