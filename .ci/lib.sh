@@ -120,8 +120,6 @@ wait_port() {
   die "nothing listening on 127.0.0.1:$port after ${secs}s"
 }
 
-# start_moto: a moto server on a free loopback port; exports AWS_ENDPOINT_URL
-# and dummy credentials for everything started after it.
 # wrk_summary FILE: the figures of one `wrk --latency` run, as
 # "rps p50_ms p99_ms non2xx requests" (the benchmarks under bench/).
 wrk_summary() {
@@ -146,11 +144,10 @@ PY
 # make Poisson arrivals at RATE req/s, a little less as latency adds to
 # each cycle (print the achieved rate). A fixed 10 ms pause instead keeps
 # the connections in lockstep, bursts of ~100 requests every 10 ms, and
-# measures the burst's queueing rather than the rate (docs/performance.md
-# has both). wrk is light enough to leave the cores to the servers; hey,
-# used before, cost so much CPU that its own p99 on the single-hop ceiling
-# was 3.4 ms at 10,000 req/s. (wrk2, the constant-throughput tool, is not
-# packaged for Debian.)
+# measures the burst's queueing rather than the rate (docs/performance.md).
+# wrk is light enough to leave the cores to the servers; hey costs so much
+# CPU that its own p99 on the single-hop ceiling is 3.4 ms at 10,000 req/s.
+# (wrk2, the constant-throughput tool, is not packaged for Debian.)
 paced_wrk_script() {
   cat >"$1" <<'LUA'
 local n = 0
@@ -164,6 +161,8 @@ LUA
 # req/s (5% over RATE/100, for the time each request itself takes).
 paced_connections() { echo $((($1 * 105 / 100 + 99) / 100)); }
 
+# start_moto: a moto server on a free loopback port; exports AWS_ENDPOINT_URL
+# and dummy credentials for everything started after it.
 start_moto() {
   ensure_venv
   local port; port=$(free_port)

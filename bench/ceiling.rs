@@ -1,7 +1,8 @@
 //! The single-hop ceiling for bench/run.sh: the least an actix-web server can
 //! do per request (answer a fixed JSON document), with the same worker count
 //! as cinemo. cinemo's read path makes two such hops plus a SQLite read, so
-//! it cannot exceed about half of this figure.
+//! it stays well below this figure (docs/performance.md: about 0.3 of it
+//! on a 2-core host).
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 

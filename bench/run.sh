@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Speed and memory figures for the read and create paths (issue 2).
+# Speed and memory figures for the read and create paths.
 #
 # Builds release, starts `public` and `internal` as two processes on loopback
 # over SQLite, and prints requests/s, p50/p99 latency and peak RSS of each

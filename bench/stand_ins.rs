@@ -12,9 +12,9 @@
 //! share the bench's two cores with the servers they measure, so whatever
 //! they burn is taken from cinemo's figures and, worse for the paced p99,
 //! a request thread that wakes up while one of them holds a core waits.
-//! The Python stand-ins they replace (session 11) took about 0.6 ms of a
-//! core per `PutRecords` call; one actix-web worker takes a few tens of
-//! microseconds.
+//! Hence Rust and one actix-web worker: a few tens of microseconds of a
+//! core per `PutRecords` call, where a Python endpoint took about 0.6 ms
+//! (docs/performance.md).
 
 use std::sync::{Arc, Mutex};
 

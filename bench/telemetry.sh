@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The cost of telemetry (issue 4): throughput and p99 of the read path with
+# The cost of telemetry: throughput and p99 of the read path with
 # `X-Trace` on every request, the Kinesis sink writing to a PutRecords
 # endpoint and OTLP export on (to a sink that accepts everything), as a
 # ratio of the same load with telemetry off. Target: ratio >= 0.9.
@@ -17,10 +17,9 @@
 # VMs this runs on, the host's speed moves by 20-50% from one 10-second
 # stretch to the next; adjacent windows of the two pairs see nearly the
 # same host, so the ratio of their sums cancels most of that, where whole
-# runs one after the other (the design until session 10) measured mostly
-# the host. Besides each ratio it prints a 95% interval (bootstrap over the
-# window pairs): a ratio whose interval spans the target is not a result
-# either way.
+# runs one after the other measure mostly the host. Besides each ratio it
+# prints a 95% interval (bootstrap over the window pairs): a ratio whose
+# interval spans the target is not a result either way.
 #
 # Figures, not a test: it fails only when it cannot measure. It also prints
 # the Kinesis sink's own counts (sent / retried / dropped): with the

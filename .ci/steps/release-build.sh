@@ -36,8 +36,8 @@ CINEMO_DIST=$(cd "$CINEMO_DIST" && pwd)
 # that embeds a date, the SBOM (cargo-cyclonedx honours SOURCE_DATE_EPOCH).
 # Not exported to cargo build: no C source in the tree (ring, aws-lc, SQLite)
 # uses __DATE__/__TIME__, but their build scripts (cc) track the variable, so
-# a new value every commit rebuilt most dependencies on every release build
-# (7 minutes of each CI run) instead of reusing .ci/run's build.
+# a new value every commit would rebuild most dependencies on every release
+# build (about 7 minutes of a CI run) instead of reusing .ci/run's build.
 sbom_epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 
 version=$(cargo metadata --format-version 1 --no-deps --locked --offline 2>/dev/null \

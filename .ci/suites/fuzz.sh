@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
-# The fuzz suite (issue 7): schemathesis drives each tier's own OpenAPI
-# document (/api/openapi.json) against the running binary. Any 5xx, any
-# status code the document does not list, or any body that does not match
-# its schema fails the suite. Uses CINEMO_BIN when set, else builds the
-# debug binary.
+# The fuzz suite: schemathesis drives each tier's own OpenAPI document
+# (/api/openapi.json) against the running binary. Any 5xx, any status code
+# the document does not list, or any body that does not match its schema
+# fails the suite. Uses CINEMO_BIN when set, else builds the debug binary.
 #   CINEMO_BIN=target/debug/cinemo .ci/suites/fuzz.sh
 # FUZZ_EXAMPLES (default 300) sets the cases per operation.
 source "$(dirname "$0")/../lib.sh"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The release suite (issue 8): every step of the post-merge workflow that can
-# run on CI's own machine, with the same scripts, in the same order.
+# The release suite: every step of the post-merge workflow that can run on
+# CI's own machine, with the same scripts, in the same order.
 #
 #   1. workflow validation     .ci/steps/validate-workflows.sh (action-validator)
 #   2. supply chain            .ci/steps/deny.sh (offline RustSec snapshot)
