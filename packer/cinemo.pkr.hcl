@@ -292,9 +292,15 @@ build {
     ansible_env_vars = ["ANSIBLE_HOST_KEY_CHECKING=False", "ANSIBLE_ROLES_PATH=${path.root}/../ansible/roles"]
   }
 
-  # Boot the real unit in a safe mode (both tiers on loopback, SQLite in the
-  # state dir, no SSM, no export), ask `cinemo healthcheck`, check that
-  # nothing but sshd listens beyond loopback, then leave no trace.
+  # Run the real cinemo-bootstrap unit against a local SSM stand-in, then
+  # the real cinemo unit in a safe mode (both tiers on loopback, SQLite in
+  # the state dir, no export), ask `cinemo healthcheck`, check that nothing
+  # but sshd listens beyond loopback, then leave no trace.
+  provisioner "file" {
+    source      = "${path.root}/smoke-ssm.py"
+    destination = "/tmp/cinemo-smoke-ssm.py"
+  }
+
   provisioner "shell" {
     script          = "${path.root}/smoke.sh"
     execute_command = "sudo sh -eu '{{ .Path }}'"

@@ -69,7 +69,7 @@ log "packer validate ($(packer version | head -1), legacy-stripped template)"
 mkdir -p "$work/packer"
 ln -s "$CINEMO_ROOT/ansible" "$work/ansible"   # the template plays ${path.root}/../ansible/host.yml
 python3 packer/to_packer16.py packer/cinemo.pkr.hcl >"$work/packer/cinemo.pkr.hcl"
-cp packer/smoke.sh "$work/packer/"
+cp packer/smoke.sh packer/smoke-ssm.py "$work/packer/"
 (cd "$work/packer" && CHECKPOINT_DISABLE=1 PACKER_CONFIG_DIR="$work/packer" packer validate \
   -var "binary_x86_64=$CINEMO_BIN" -var "binary_arm64=$CINEMO_BIN" \
   -var version=0.0.0-ci -var git_sha=0000000 -var channel=edge .) || die "packer validate failed"

@@ -146,7 +146,9 @@ def test_build_applies_host_yml_with_each_arch_binary_then_smoke_checks(build):
         assert lit(p["playbook_file"]).endswith("/ansible/host.yml")
         assert f"cinemo_binary_src=${{var.binary_{arch}}}" in [lit(a) for a in p["extra_arguments"]]
     kinds = [k for k, _ in provs]
-    assert kinds[-1] == "shell", "the smoke check must run after the host role"
+    assert kinds[-2:] == ["file", "shell"], "the smoke check must run after the host role"
+    assert lit(provs[-2][1]["source"]) == "${path.root}/smoke-ssm.py"
+    assert lit(provs[-2][1]["destination"]) == "/tmp/cinemo-smoke-ssm.py"
     assert lit(provs[-1][1]["script"]).endswith("/smoke.sh")
 
 
@@ -161,3 +163,14 @@ def test_manifest_post_processor_writes_packer_manifest_json(build):
 def test_smoke_script_runs_cinemo_healthcheck(repo):
     text = (repo / "packer" / "smoke.sh").read_text()
     assert "/usr/local/bin/cinemo healthcheck http://127.0.0.1:8080" in text
+
+
+def test_smoke_runs_the_real_bootstrap_unit(repo):
+    """The bootstrap is exercised, not replaced: its ExecStart stays, only the
+    SSM endpoint points at the uploaded stand-in (test_unit_seccomp.py runs
+    the script under its filter against that same stand-in)."""
+    text = (repo / "packer" / "smoke.sh").read_text()
+    assert "ExecStart" not in text and "/bin/true" not in text
+    assert 'SMOKE_SSM=${SMOKE_SSM:-/tmp/cinemo-smoke-ssm.py}' in text
+    assert "Environment=CINEMO_SSM_ENDPOINT_URL=http://127.0.0.1:$SSM_PORT" in text
+    assert "systemctl start cinemo-bootstrap.service ||" in text

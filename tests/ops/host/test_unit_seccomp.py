@@ -91,6 +91,23 @@ def test_the_filter_is_what_kills_a_chown(tmp_path, fake_ssm, imds_url):
     assert unit_sandbox.killed_by_sigsys(r.returncode), (r.returncode, r.stderr)
 
 
+def test_bootstrap_under_its_filter_reads_the_bake_smoke_stand_in(tmp_path, imds_url):
+    """packer/smoke.sh runs the unit against packer/smoke-ssm.py: the same
+    pair, here, answers what the smoke check then asserts."""
+    port = free_port()
+    stand_in = subprocess.Popen([unit_sandbox.SYSTEM_PYTHON, str(REPO / "packer/smoke-ssm.py"), str(port)],
+                                stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port, stand_in)
+        r = run_bootstrap(UNITS / "cinemo-bootstrap.service", tmp_path, f"http://127.0.0.1:{port}", imds_url)
+    finally:
+        stand_in.terminate()
+        stand_in.wait()
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "run" / "secrets.env").read_text().splitlines()[1:] == ['CINEMO__LOG__LEVEL="info"']
+    assert sorted(p.name for p in (tmp_path / "tls").iterdir()) == ["client-ca.crt", "server.crt", "server.key"]
+
+
 def get(port, path, method="GET", body=None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     conn.request(method, path, body=body, headers={"content-type": "application/json"})
@@ -101,7 +118,7 @@ def get(port, path, method="GET", body=None):
 def wait_listening(port, proc, secs=30):
     deadline = time.monotonic() + secs
     while time.monotonic() < deadline:
-        assert proc.poll() is None, f"cinemo exited with {proc.returncode}: {proc.stderr.read()}"
+        assert proc.poll() is None, f"{proc.args[0]} exited with {proc.returncode}"
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
