@@ -174,3 +174,22 @@ def test_smoke_runs_the_real_bootstrap_unit(repo):
     assert 'SMOKE_SSM=${SMOKE_SSM:-/tmp/cinemo-smoke-ssm.py}' in text
     assert "Environment=CINEMO_SSM_ENDPOINT_URL=http://127.0.0.1:$SSM_PORT" in text
     assert "systemctl start cinemo-bootstrap.service ||" in text
+
+
+def test_build_instance_gets_the_ssm_agent_and_the_tagged_build_subnet(sources):
+    """Debian's AMIs ship no SSM agent and an empty subnet_id picks a subnet
+    with no route out: either way Packer's Session Manager connection fails."""
+    for src in sources.values():
+        assert lit(src["user_data_file"]) == "${path.root}/ssm-agent-user-data.sh"
+        (sf,) = src["subnet_filter"]
+        assert {lit(k): lit(v) for k, v in sf["filters"].items()} == {"tag:cinemo:purpose": "packer-build"}
+        assert src["subnet_id"] == "${var.subnet_id}"
+        assert lit(src["ssh_interface"]) == "${local.ssh_interface}"
+        assert lit(src["iam_instance_profile"]) == "${var.iam_instance_profile}"
+
+
+def test_build_instance_profile_is_the_one_the_iam_role_creates(variables, repo):
+    import yaml
+
+    defaults = yaml.safe_load((repo / "ansible/roles/iam/defaults/main.yml").read_text())
+    assert lit(variables["iam_instance_profile"]["default"]) == defaults["iam_packer_build_role"]
