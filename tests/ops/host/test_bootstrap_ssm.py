@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import threading
+import urllib.request
 
 import boto3
 import pytest
@@ -39,7 +40,10 @@ def ssm_url():
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    yield f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+    # moto keeps one backend per process: start from an empty Parameter Store.
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST")).close()
+    yield url
     server.stop()
 
 

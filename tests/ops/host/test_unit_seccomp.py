@@ -20,6 +20,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 
 import boto3
 import pytest
@@ -46,11 +47,13 @@ def fake_ssm():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     url = f"http://127.0.0.1:{port}"
+    # moto keeps one backend per process: start from an empty Parameter Store.
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST")).close()
     client = boto3.client("ssm", region_name=REGION, endpoint_url=url,
                           aws_access_key_id="testing", aws_secret_access_key="testing")
     for name, value in (("env/CINEMO__STORAGE__TYPE", "sqlite"), ("tls/server.crt", CERT),
                         ("tls/server.key", KEY), ("tls/client-ca.crt", CERT)):
-        client.put_parameter(Name=f"/cinemo/edge/internal/{name}", Value=value, Type="SecureString")
+        client.put_parameter(Name=f"/cinemo/edge/internal/{name}", Value=value, Type="SecureString", Overwrite=True)
     yield url
     server.stop()
 
