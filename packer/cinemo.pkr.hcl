@@ -89,7 +89,7 @@ variable "iam_instance_profile" {
 variable "subnet_id" {
   type        = string
   default     = ""
-  description = "Build subnet (private is fine: Session Manager needs no inbound rule)."
+  description = "A build subnet to use instead of the tagged one (see subnet_filter); it needs a route out."
 }
 
 variable "source_ami_owner" {
@@ -179,9 +179,21 @@ source "amazon-ebs" "x86_64" {
   ssh_username                          = "admin"
   ssh_interface                         = local.ssh_interface
   iam_instance_profile                  = var.iam_instance_profile
-  subnet_id                             = var.subnet_id
   associate_public_ip_address           = false
   temporary_security_group_source_cidrs = ["127.0.0.1/32"]
+  # Debian's AMIs have no SSM agent: install it before Packer connects.
+  user_data_file = "${path.root}/ssm-agent-user-data.sh"
+
+  # The build subnet the network role creates (a route out through NAT for
+  # the SSM endpoints, S3 and apt); Packer stops with "No subnet was found
+  # matching filters" when there is none. subnet_id, when set, wins.
+  subnet_id = var.subnet_id
+  subnet_filter {
+    filters = {
+      "tag:cinemo:purpose" = "packer-build"
+    }
+    most_free = true
+  }
 
   # The rollout and `promote.yml` find AMIs by these tags.
   tags = {
@@ -246,9 +258,21 @@ source "amazon-ebs" "arm64" {
   ssh_username                          = "admin"
   ssh_interface                         = local.ssh_interface
   iam_instance_profile                  = var.iam_instance_profile
-  subnet_id                             = var.subnet_id
   associate_public_ip_address           = false
   temporary_security_group_source_cidrs = ["127.0.0.1/32"]
+  # Debian's AMIs have no SSM agent: install it before Packer connects.
+  user_data_file = "${path.root}/ssm-agent-user-data.sh"
+
+  # The build subnet the network role creates (a route out through NAT for
+  # the SSM endpoints, S3 and apt); Packer stops with "No subnet was found
+  # matching filters" when there is none. subnet_id, when set, wins.
+  subnet_id = var.subnet_id
+  subnet_filter {
+    filters = {
+      "tag:cinemo:purpose" = "packer-build"
+    }
+    most_free = true
+  }
 
   # The rollout and `promote.yml` find AMIs by these tags.
   tags = {
@@ -292,9 +316,15 @@ build {
     ansible_env_vars = ["ANSIBLE_HOST_KEY_CHECKING=False", "ANSIBLE_ROLES_PATH=${path.root}/../ansible/roles"]
   }
 
-  # Boot the real unit in a safe mode (both tiers on loopback, SQLite in the
-  # state dir, no SSM, no export), ask `cinemo healthcheck`, check that
-  # nothing but sshd listens beyond loopback, then leave no trace.
+  # Run the real cinemo-bootstrap unit against a local SSM stand-in, then
+  # the real cinemo unit in a safe mode (both tiers on loopback, SQLite in
+  # the state dir, no export), ask `cinemo healthcheck`, check that nothing
+  # but sshd listens beyond loopback, then leave no trace.
+  provisioner "file" {
+    source      = "${path.root}/smoke-ssm.py"
+    destination = "/tmp/cinemo-smoke-ssm.py"
+  }
+
   provisioner "shell" {
     script          = "${path.root}/smoke.sh"
     execute_command = "sudo sh -eu '{{ .Path }}'"

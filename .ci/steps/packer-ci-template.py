@@ -16,7 +16,7 @@ CI must differ:
   moto's instances are records, not machines), the EC2 endpoint points at
   moto, region validation is skipped, and the source AMI is one moto knows
   (its `source_ami_filter`, which looks for Debian's official images, is
-  dropped);
+  dropped, and so is `subnet_filter`, which looks for the build subnet);
 - settings of the build instance that Packer 1.6.6 predates go
   (`metadata_options`: IMDSv2 on the temporary instance);
 - in `build` blocks, `provisioner` blocks go (they need a communicator).
@@ -36,7 +36,7 @@ import sys
 
 DROP_SOURCE_ATTRS = re.compile(
     r"^(communicator|ssh_\w+|winrm_\w+|pause_before_connecting|custom_endpoint_ec2|"
-    r"skip_region_validation|source_ami|source_ami_filter|"
+    r"skip_region_validation|source_ami|source_ami_filter|subnet_filter|"
     # Packer 1.6.6's amazon-ebs does not know these (newer plugin settings of
     # the build instance, not of the AMI); moto would ignore them anyway.
     r"metadata_options)$"

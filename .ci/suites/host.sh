@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The host suite (issue 5): systemd units, the host roles applied for real to
-# a throwaway Debian root, ansible-lint, the Packer template, the collector
-# config and the SSM bootstrap script. Runs as root on Debian 12 (chroot,
-# debootstrap). Needs CINEMO_BIN, a built cinemo binary to install.
+# The host suite: systemd units (each unit's program run under its own
+# seccomp filter), the host roles applied for real to a throwaway Debian
+# root, ansible-lint, the Packer template, the collector config, the SSM
+# bootstrap script and the IAM policies against their action table. Runs as
+# root on Debian 12 (chroot, debootstrap). Needs CINEMO_BIN, a built cinemo
+# binary to install.
 #   CINEMO_BIN=target/release/cinemo .ci/suites/host.sh
 source "$(dirname "$0")/../lib.sh"
 cd "$CINEMO_ROOT"
@@ -13,7 +15,10 @@ started=$SECONDS
 [ -x "$CINEMO_BIN" ] || die "CINEMO_BIN=$CINEMO_BIN is not an executable file"
 CINEMO_BIN=$(realpath "$CINEMO_BIN")
 
-need_apt debootstrap packer systemd python3-venv tar zstd
+# python3-seccomp, python3-boto3 (Debian's, as on a host), util-linux's
+# setpriv and gpg: tests/ops/host runs the units' programs under their
+# filters and checks the SSM agent's signature handling.
+need_apt debootstrap packer systemd python3-venv tar zstd python3-seccomp python3-boto3 util-linux gpg gpgv
 ensure_venv
 ensure_ansible_collections
 
@@ -58,8 +63,9 @@ for u in "${units[@]}"; do
 done
 
 # ---- 2. pytest: Packer template, collector config, SSM bootstrap vs moto ------
-log "pytest tests/ops/host"
-pytest -q -p no:cacheprovider tests/ops/host
+log "pytest tests/ops/host tests/ops/iam"
+export CINEMO_BIN
+pytest -q -p no:cacheprovider tests/ops/host tests/ops/iam
 
 # ---- 3. packer validate with Debian's Packer 1.6.6 ---------------------------
 # 1.6.6 predates `packer { required_plugins }` and amazon-ebs
@@ -69,7 +75,7 @@ log "packer validate ($(packer version | head -1), legacy-stripped template)"
 mkdir -p "$work/packer"
 ln -s "$CINEMO_ROOT/ansible" "$work/ansible"   # the template plays ${path.root}/../ansible/host.yml
 python3 packer/to_packer16.py packer/cinemo.pkr.hcl >"$work/packer/cinemo.pkr.hcl"
-cp packer/smoke.sh "$work/packer/"
+cp packer/smoke.sh packer/smoke-ssm.py packer/ssm-agent-user-data.sh "$work/packer/"
 (cd "$work/packer" && CHECKPOINT_DISABLE=1 PACKER_CONFIG_DIR="$work/packer" packer validate \
   -var "binary_x86_64=$CINEMO_BIN" -var "binary_arm64=$CINEMO_BIN" \
   -var version=0.0.0-ci -var git_sha=0000000 -var channel=edge .) || die "packer validate failed"
@@ -82,7 +88,7 @@ echo "ok   packer validate (and channel=beta rejected)"
 
 # ---- 4. ansible-lint, production profile -----------------------------------
 log "ansible-lint --offline --profile production"
-(cd ansible && ansible-lint --offline --profile production host.yml roles/cinemo_host roles/otel_collector) || die "ansible-lint failed"
+(cd ansible && ansible-lint --offline --profile production host.yml roles/cinemo_host roles/otel_collector roles/iam) || die "ansible-lint failed"
 
 # ---- 5. the host roles applied to a throwaway Debian root ---------------------
 tarball="$CINEMO_CACHE/host/bookworm-minbase.tar.zst"
@@ -116,7 +122,7 @@ play() {
   ANSIBLE_CONFIG="$work/ansible.cfg" ANSIBLE_ROLES_PATH="$CINEMO_ROOT/ansible/roles" ANSIBLE_STDOUT_CALLBACK=default \
     ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_DEPRECATION_WARNINGS=false \
     ansible-playbook -i "$work/inventory.ini" ansible/host.yml \
-    -e cinemo_binary_src="$CINEMO_BIN" -e otel_collector_install_package=false "$@"
+    -e cinemo_binary_src="$CINEMO_BIN" -e otel_collector_install_package=false -e cinemo_host_ssm_agent=false "$@"
 }
 log "ansible-playbook ansible/host.yml (first run)"
 play >"$work/run1.log" 2>&1 || { cat "$work/run1.log"; die "first run of host.yml failed"; }

@@ -52,7 +52,7 @@ def test_cinemo_user_is_unprivileged(root):
 def test_config_and_tls_are_root_owned_and_cinemo_readable(root):
     owned(root, "etc/cinemo", "root", "cinemo", 0o750, stat.S_ISDIR)
     owned(root, "etc/cinemo/tls", "root", "cinemo", 0o750, stat.S_ISDIR)
-    for name in ("default.toml", "edge.toml", "stable.toml"):
+    for name in ("default.toml", "dev.toml", "edge.toml", "stable.toml"):
         owned(root, f"etc/cinemo/{name}", "root", "cinemo", 0o640)
     assert not (root / "etc/cinemo/cinemo.env").exists(), "user data writes cinemo.env, never the AMI"
     assert not any((root / "etc/cinemo/tls").iterdir()), "no TLS material baked in"

@@ -146,7 +146,9 @@ def test_build_applies_host_yml_with_each_arch_binary_then_smoke_checks(build):
         assert lit(p["playbook_file"]).endswith("/ansible/host.yml")
         assert f"cinemo_binary_src=${{var.binary_{arch}}}" in [lit(a) for a in p["extra_arguments"]]
     kinds = [k for k, _ in provs]
-    assert kinds[-1] == "shell", "the smoke check must run after the host role"
+    assert kinds[-2:] == ["file", "shell"], "the smoke check must run after the host role"
+    assert lit(provs[-2][1]["source"]) == "${path.root}/smoke-ssm.py"
+    assert lit(provs[-2][1]["destination"]) == "/tmp/cinemo-smoke-ssm.py"
     assert lit(provs[-1][1]["script"]).endswith("/smoke.sh")
 
 
@@ -161,3 +163,33 @@ def test_manifest_post_processor_writes_packer_manifest_json(build):
 def test_smoke_script_runs_cinemo_healthcheck(repo):
     text = (repo / "packer" / "smoke.sh").read_text()
     assert "/usr/local/bin/cinemo healthcheck http://127.0.0.1:8080" in text
+
+
+def test_smoke_runs_the_real_bootstrap_unit(repo):
+    """The bootstrap is exercised, not replaced: its ExecStart stays, only the
+    SSM endpoint points at the uploaded stand-in (test_unit_seccomp.py runs
+    the script under its filter against that same stand-in)."""
+    text = (repo / "packer" / "smoke.sh").read_text()
+    assert "ExecStart" not in text and "/bin/true" not in text
+    assert 'SMOKE_SSM=${SMOKE_SSM:-/tmp/cinemo-smoke-ssm.py}' in text
+    assert "Environment=CINEMO_SSM_ENDPOINT_URL=http://127.0.0.1:$SSM_PORT" in text
+    assert "systemctl start cinemo-bootstrap.service ||" in text
+
+
+def test_build_instance_gets_the_ssm_agent_and_the_tagged_build_subnet(sources):
+    """Debian's AMIs ship no SSM agent and an empty subnet_id picks a subnet
+    with no route out: either way Packer's Session Manager connection fails."""
+    for src in sources.values():
+        assert lit(src["user_data_file"]) == "${path.root}/ssm-agent-user-data.sh"
+        (sf,) = src["subnet_filter"]
+        assert {lit(k): lit(v) for k, v in sf["filters"].items()} == {"tag:cinemo:purpose": "packer-build"}
+        assert src["subnet_id"] == "${var.subnet_id}"
+        assert lit(src["ssh_interface"]) == "${local.ssh_interface}"
+        assert lit(src["iam_instance_profile"]) == "${var.iam_instance_profile}"
+
+
+def test_build_instance_profile_is_the_one_the_iam_role_creates(variables, repo):
+    import yaml
+
+    defaults = yaml.safe_load((repo / "ansible/roles/iam/defaults/main.yml").read_text())
+    assert lit(variables["iam_instance_profile"]["default"]) == defaults["iam_packer_build_role"]
