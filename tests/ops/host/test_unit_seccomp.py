@@ -121,7 +121,9 @@ def get(port, path, method="GET", body=None):
 def wait_listening(port, proc, secs=30):
     deadline = time.monotonic() + secs
     while time.monotonic() < deadline:
-        assert proc.poll() is None, f"{proc.args[0]} exited with {proc.returncode}"
+        if proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr else ""
+            raise AssertionError(f"{proc.args[0]} exited with {proc.returncode}: {err[-2000:]}")
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -134,14 +136,22 @@ def test_cinemo_serves_under_its_own_filter():
     assert unit_sandbox.exec_start(unit) == ["/usr/local/bin/cinemo", "serve"]
     # The unit's StateDirectory=, owned by its user, on a path that user can resolve.
     work = pathlib.Path(tempfile.mkdtemp(prefix="cinemo-seccomp-"))
-    os.chown(work, 65534, 65534)
+    os.chmod(work, 0o755)
+    # The binary and config where the image puts them: readable by everyone,
+    # wherever the checkout and the build live (CI builds under /root).
+    binary, config = work / "cinemo", work / "config"
+    shutil.copy2(cinemo_bin(), binary)
+    shutil.copytree(REPO / "config", config)
+    state = work / "state"
+    state.mkdir()
+    os.chown(state, 65534, 65534)
     public, internal = free_port(), free_port()
     env = {"PATH": "/usr/bin:/bin", "CINEMO__MODE": "all", "CINEMO__OTLP__ENABLED": "false",
-           "CINEMO__KINESIS__ENABLED": "false", "CINEMO_CONFIG_DIR": str(REPO / "config"),
+           "CINEMO__KINESIS__ENABLED": "false", "CINEMO_CONFIG_DIR": str(config),
            "CINEMO__PUBLIC__LISTEN": f"127.0.0.1:{public}", "CINEMO__INTERNAL__LISTEN": f"127.0.0.1:{internal}",
            "CINEMO__PUBLIC__INTERNAL_URL": f"http://127.0.0.1:{internal}"}
-    argv = unit_sandbox.command(unit, [cinemo_bin(), "serve"], user="nobody", group="nogroup")
-    proc = subprocess.Popen(argv, env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    argv = unit_sandbox.command(unit, [str(binary), "serve"], user="nobody", group="nogroup")
+    proc = subprocess.Popen(argv, env=env, cwd=state, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_listening(public, proc)
         status, body = get(public, "/api/customers", "POST", json.dumps({"name": "Ann Smith"}))
