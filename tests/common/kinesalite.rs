@@ -4,8 +4,10 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Where kinesalite is installed, or why the test must skip.
@@ -39,43 +41,74 @@ pub fn need_kinesalite() -> Option<PathBuf> {
     }
 }
 
+/// Fails the test when kinesalite is not installed: for suites that have
+/// nothing to test without it.
+pub fn kinesalite_or_fail() -> PathBuf {
+    kinesalite_dir().unwrap_or_else(|why| panic!("{why}"))
+}
+
 pub struct Kinesalite {
     child: Child,
     pub addr: SocketAddr,
+    faults: Arc<AtomicUsize>,
 }
 
 impl Kinesalite {
-    /// Starts kinesalite in memory on a port the OS picks; it prints the
-    /// port once it listens.
-    pub fn start(node_modules: &std::path::Path) -> Kinesalite {
-        let script = format!(
-            "const s = require({:?})({{createStreamMs: 50}}); s.listen(0, '127.0.0.1', function (e) {{ if (e) throw e; console.log(s.address().port) }})",
-            node_modules.join("kinesalite").display().to_string()
-        );
-        let mut child = Command::new("node")
-            .arg("-e")
-            .arg(script)
+    /// Starts kinesalite in memory on a port the OS picks, through
+    /// `tests/common/kinesalite.js` (which also mends its one difference
+    /// from Kinesis that the tests meet); it prints the port once it listens.
+    pub fn start(node_modules: &Path) -> Kinesalite {
+        Self::start_with_faults(node_modules, &[])
+    }
+
+    /// As [`Kinesalite::start`], failing calls as `faults` say
+    /// (`OPERATION:ERROR_CODE:EVERY`, see `tests/common/kinesalite.js`).
+    pub fn start_with_faults(node_modules: &Path, faults: &[&str]) -> Kinesalite {
+        let launcher = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/kinesalite.js");
+        let mut cmd = Command::new("node");
+        cmd.arg(launcher)
+            .arg("--modules")
+            .arg(node_modules)
+            .args(["--port", "0"]);
+        for fault in faults {
+            cmd.args(["--fail", fault]);
+        }
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("starting node for kinesalite");
-        let out = child.stdout.take().expect("kinesalite stdout");
+        let mut out = BufReader::new(child.stdout.take().expect("kinesalite stdout"));
         let mut line = String::new();
-        BufReader::new(out)
-            .read_line(&mut line)
-            .expect("kinesalite output");
+        out.read_line(&mut line).expect("kinesalite output");
         let port: u16 = line
             .trim()
             .parse()
             .unwrap_or_else(|_| panic!("kinesalite did not start: {line:?}"));
+        // Then one line per failure it made.
+        let faults = Arc::new(AtomicUsize::new(0));
+        let counted = faults.clone();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if line.starts_with("fault ") {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
         Kinesalite {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            faults,
         }
     }
 
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Calls failed on purpose so far (see [`Kinesalite::start_with_faults`]).
+    pub fn faults_made(&self) -> usize {
+        self.faults.load(Ordering::SeqCst)
     }
 }
 
