@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::config::Region;
 
@@ -19,6 +19,13 @@ use crate::settings::KinesisSettings;
 /// `kinesis.call_timeout_ms` (connecting by at most 2 s of it), so a
 /// blackholed endpoint ends in an error instead of a call that hangs.
 pub async fn build(settings: &KinesisSettings) -> Client {
+    client(&aws_config(settings).await, settings)
+}
+
+/// Region, endpoint and the credential chain, before a client is made of
+/// them: `cinemo diagnostics` checks the region and credentials first, to
+/// say which one is missing.
+pub async fn aws_config(settings: &KinesisSettings) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(region) = &settings.region {
         loader = loader.region(Region::new(region.clone()));
@@ -26,9 +33,13 @@ pub async fn build(settings: &KinesisSettings) -> Client {
     if let Some(endpoint) = &settings.endpoint {
         loader = loader.endpoint_url(endpoint);
     }
-    let shared = loader.load().await;
+    loader.load().await
+}
+
+/// The client of [`build`], from a loaded [`aws_config`].
+pub fn client(shared: &SdkConfig, settings: &KinesisSettings) -> Client {
     let call_timeout = Duration::from_millis(settings.call_timeout_ms.max(1));
-    let config = aws_sdk_kinesis::config::Builder::from(&shared)
+    let config = aws_sdk_kinesis::config::Builder::from(shared)
         .retry_config(RetryConfig::disabled())
         .timeout_config(
             TimeoutConfig::builder()
