@@ -6,8 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Where kinesalite is installed, or why the test must skip.
@@ -50,7 +49,8 @@ pub fn kinesalite_or_fail() -> PathBuf {
 pub struct Kinesalite {
     child: Child,
     pub addr: SocketAddr,
-    faults: Arc<AtomicUsize>,
+    /// `OPERATION ERROR_CODE` of each call failed on purpose.
+    faults: Arc<Mutex<Vec<String>>>,
 }
 
 impl Kinesalite {
@@ -86,12 +86,12 @@ impl Kinesalite {
             .parse()
             .unwrap_or_else(|_| panic!("kinesalite did not start: {line:?}"));
         // Then one line per failure it made.
-        let faults = Arc::new(AtomicUsize::new(0));
-        let counted = faults.clone();
+        let faults: Arc<Mutex<Vec<String>>> = Arc::default();
+        let made = faults.clone();
         std::thread::spawn(move || {
             for line in out.lines().map_while(Result::ok) {
-                if line.starts_with("fault ") {
-                    counted.fetch_add(1, Ordering::SeqCst);
+                if let Some(fault) = line.strip_prefix("fault ") {
+                    made.lock().unwrap().push(fault.to_owned());
                 }
             }
         });
@@ -106,9 +106,16 @@ impl Kinesalite {
         format!("http://{}", self.addr)
     }
 
-    /// Calls failed on purpose so far (see [`Kinesalite::start_with_faults`]).
-    pub fn faults_made(&self) -> usize {
-        self.faults.load(Ordering::SeqCst)
+    /// Calls of `operation` failed with `code` on purpose so far (see
+    /// [`Kinesalite::start_with_faults`]).
+    pub fn faults_made(&self, operation: &str, code: &str) -> usize {
+        let fault = format!("{operation} {code}");
+        self.faults
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|f| **f == fault)
+            .count()
     }
 }
 
