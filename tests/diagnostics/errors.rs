@@ -64,6 +64,27 @@ async fn an_endpoint_that_never_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_that_does_not_exist() {
+    // No endpoint: the region's own, whose name does not resolve.
+    let mut env: Vec<(&str, String)> = credentials();
+    env.push(("CINEMO__KINESIS__REGION", "xx-nowhere-9".into()));
+    env.push(("CINEMO__KINESIS__STREAM_NAME", STREAM.into()));
+    env.push(("CINEMO__KINESIS__CALL_TIMEOUT_MS", "2000".into()));
+    let run = Diagnostics::run(&env, &["--trace", "t"], RUN).await;
+    let endpoint = "https://kinesis.xx-nowhere-9.amazonaws.com";
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert_eq!(run.stderr.len(), 1, "{:?}", run.stderr);
+    // Refused by the resolver at once, or (where lookups hang) no answer
+    // within the call timeout: either way the line names the endpoint.
+    let line = &run.stderr[0];
+    assert!(
+        line.starts_with(&format!("cinemo diagnostics: cannot reach {endpoint}: "))
+            || line.starts_with(&format!("cinemo diagnostics: no answer from {endpoint} ")),
+        "{line:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_credentials_region_or_stream_name() {
     let kinesis = Kinesis::with_shards(1).await;
     let without = |name: &str| -> Vec<(&'static str, String)> {
