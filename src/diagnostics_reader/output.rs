@@ -256,7 +256,7 @@ mod tests {
         }
     }
 
-    const T0: i64 = 1_793_552_580_000; // 2026-11-01 17:03:00 UTC
+    const T0: i64 = 1_793_552_580_000; // 2026-11-01T17:03:00Z
 
     fn metric(name: &str, timestamp: i64) -> Parsed {
         Parsed {
@@ -333,9 +333,9 @@ mod tests {
         assert_eq!(
             captured.take(),
             [
-                "MINUTE (UTC)      OPERATION       ATTEMPTS  SUCCESSES  FAILURES",
-                "2026-11-01 17:03  createCustomer         1          1         0  partial",
-                "2026-11-01 17:03  readCustomer           0          0         0  partial",
+                "MINUTE             OPERATION       ATTEMPTS  SUCCESSES  FAILURES",
+                "2026-11-01T17:03Z  createCustomer         1          1         0  partial",
+                "2026-11-01T17:03Z  readCustomer           0          0         0  partial",
             ]
         );
         // A frame of 17:03 that comes late reprints the minute.
@@ -344,8 +344,8 @@ mod tests {
         assert_eq!(
             captured.take(),
             [
-                "2026-11-01 17:03  createCustomer         1          1         0  partial, revised",
-                "2026-11-01 17:03  readCustomer           1          0         0  partial, revised",
+                "2026-11-01T17:03Z  createCustomer         1          1         0  partial, revised",
+                "2026-11-01T17:03Z  readCustomer           1          0         0  partial, revised",
             ]
         );
         // Ctrl-C at 17:05:10: 17:04 is over, 17:05 is partial.
@@ -353,10 +353,10 @@ mod tests {
         assert_eq!(
             captured.take(),
             [
-                "2026-11-01 17:04  createCustomer         0          0         0",
-                "2026-11-01 17:04  readCustomer           1          0         1",
-                "2026-11-01 17:05  createCustomer         0          0         0  partial",
-                "2026-11-01 17:05  readCustomer           0          0         0  partial",
+                "2026-11-01T17:04Z  createCustomer         0          0         0",
+                "2026-11-01T17:04Z  readCustomer           1          0         1",
+                "2026-11-01T17:05Z  createCustomer         0          0         0  partial",
+                "2026-11-01T17:05Z  readCustomer           0          0         0  partial",
             ]
         );
     }
@@ -374,11 +374,11 @@ mod tests {
         assert_eq!(
             captured.take(),
             [
-                "MINUTE (UTC)      OPERATION       ATTEMPTS  SUCCESSES  FAILURES",
-                "2026-11-01 17:03  createCustomer         0          0         1",
-                "2026-11-01 17:03  readCustomer           0          0         0",
-                "2026-11-01 17:04  createCustomer         0          0         0  partial",
-                "2026-11-01 17:04  readCustomer           0          0         0  partial",
+                "MINUTE             OPERATION       ATTEMPTS  SUCCESSES  FAILURES",
+                "2026-11-01T17:03Z  createCustomer         0          0         1",
+                "2026-11-01T17:03Z  readCustomer           0          0         0",
+                "2026-11-01T17:04Z  createCustomer         0          0         0  partial",
+                "2026-11-01T17:04Z  readCustomer           0          0         0  partial",
             ]
         );
     }

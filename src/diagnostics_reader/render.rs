@@ -19,12 +19,13 @@ pub fn time(ms: i64) -> String {
     }
 }
 
-/// `2026-11-01 17:03`, the minute starting at `minute_ms`.
+/// `2026-11-01T17:03Z`, the minute starting at `minute_ms`.
 pub fn minute(minute_ms: i64) -> String {
     let mut text = time(minute_ms);
-    if text.len() >= 16 && text.as_bytes()[10] == b'T' {
+    // 2026-11-01T17:03:00.000Z
+    if text.len() == 24 && text.ends_with('Z') {
         text.truncate(16);
-        text.replace_range(10..11, " ");
+        text.push('Z');
     }
     text
 }
@@ -89,8 +90,8 @@ impl MinuteTable {
 
     pub fn header() -> String {
         format!(
-            "{:<16}  {:<14}  {:>8}  {:>9}  {:>8}",
-            "MINUTE (UTC)", "OPERATION", "ATTEMPTS", "SUCCESSES", "FAILURES"
+            "{:<17}  {:<14}  {:>8}  {:>9}  {:>8}",
+            "MINUTE", "OPERATION", "ATTEMPTS", "SUCCESSES", "FAILURES"
         )
     }
 
@@ -103,7 +104,7 @@ impl MinuteTable {
             .map(|op| {
                 let c = counts[*op as usize];
                 let mut row = format!(
-                    "{:<16}  {:<14}  {:>8}  {:>9}  {:>8}",
+                    "{:<17}  {:<14}  {:>8}  {:>9}  {:>8}",
                     minute(minute_ms),
                     op.name(),
                     c.attempts,
@@ -127,7 +128,7 @@ mod tests {
     #[test]
     fn times_and_minutes_in_utc() {
         assert_eq!(time(1_793_552_592_345), "2026-11-01T17:03:12.345Z");
-        assert_eq!(minute(minute_of(1_793_552_592_345)), "2026-11-01 17:03");
+        assert_eq!(minute(minute_of(1_793_552_592_345)), "2026-11-01T17:03Z");
         assert_eq!(minute_of(-1), -60_000);
         assert_eq!(time(-5), "-5");
         assert_eq!(time(i64::MAX), i64::MAX.to_string());
@@ -158,17 +159,17 @@ mod tests {
         assert_eq!(
             table.rows(t, ""),
             [
-                "2026-11-01 17:03  createCustomer         2          0         1",
-                "2026-11-01 17:03  readCustomer           0          0         0",
+                "2026-11-01T17:03Z  createCustomer         2          0         1",
+                "2026-11-01T17:03Z  readCustomer           0          0         0",
             ]
         );
         assert_eq!(
             table.rows(t + 60_000, "partial")[1],
-            "2026-11-01 17:04  readCustomer           0          3         0  partial"
+            "2026-11-01T17:04Z  readCustomer           0          3         0  partial"
         );
         assert_eq!(
             MinuteTable::header(),
-            "MINUTE (UTC)      OPERATION       ATTEMPTS  SUCCESSES  FAILURES"
+            "MINUTE             OPERATION       ATTEMPTS  SUCCESSES  FAILURES"
         );
     }
 }
