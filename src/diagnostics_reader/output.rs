@@ -113,7 +113,7 @@ impl View for TraceView {
 
 /// How long after a minute ends its rows are printed while following:
 /// metric frames reach the stream within the sink's flush interval (1 s)
-/// and are read within about 1.2 s; a later frame reprints the minute as
+/// and are read within about 0.7 s; a later frame reprints the minute as
 /// `revised`.
 const MINUTE_GRACE_MS: i64 = 5_000;
 const MINUTE_MS: i64 = 60_000;
