@@ -4,9 +4,12 @@
 //! - Calls to one shard are at least 200 ms apart: GetRecords allows five
 //!   per second per shard, shared with every other reader of the stream.
 //! - Throttling (`ProvisionedThroughputExceededException`) and failed calls
-//!   are retried after an exponential backoff with jitter (200 ms to 5 s,
-//!   crate `backon`); a Kinesis that cannot be reached for a minute ends
-//!   the command, throttling never does.
+//!   are retried after an exponential backoff (crate `backon`): 200 ms
+//!   doubling up to 2 s, each wait plus up to as much again at random.
+//!   Kinesis throttles a shard's reads for a second (five after a 10 MiB
+//!   read, far more than this stream's pages), so longer waits would only
+//!   leave a follow behind. A Kinesis that cannot be reached for a minute
+//!   ends the command; throttling never does.
 //! - An iterator is valid for five minutes (API reference,
 //!   GetShardIterator); an expired one is replaced by one right after the
 //!   last record read (`AFTER_SEQUENCE_NUMBER`), or at the original start
@@ -40,7 +43,7 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(200);
 /// The most records one GetRecords call returns (and its default limit).
 const PAGE_LIMIT: usize = 10_000;
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// How long a Kinesis that fails every call (unreachable, timing out,
 /// answering 5xx) is waited out before the command gives up.
 pub const GIVE_UP_AFTER: Duration = Duration::from_secs(60);

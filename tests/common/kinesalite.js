@@ -3,7 +3,7 @@
 // listens (and once the stream given by --stream is ACTIVE).
 //
 //   node tests/common/kinesalite.js [--port N] [--stream NAME [--shards N]]
-//                                   [--fail OPERATION:ERROR_CODE:EVERY]...
+//                                   [--fail OPERATION:ERROR_CODE:EVERY[:TIMES]]...
 //
 // kinesalite comes from --modules DIR, else $CINEMO_NODE_MODULES, else
 // ~/.cache/cinemo/node/node_modules (where .ci/test installs it).
@@ -18,8 +18,9 @@
 // --fail makes every EVERY-th call of OPERATION (GetRecords,
 // GetShardIterator, ...) fail with ERROR_CODE, as Kinesis does under
 // throttling (ProvisionedThroughputExceededException) or for an iterator
-// older than five minutes (ExpiredIteratorException). Each failure made is
-// printed on stdout as `fault OPERATION ERROR_CODE`.
+// older than five minutes (ExpiredIteratorException); with TIMES, only that
+// many times. Each failure made is printed on stdout as
+// `fault OPERATION ERROR_CODE`.
 
 'use strict'
 
@@ -37,9 +38,11 @@ function parseArgs(argv) {
       case '--shards': opts.shards = Number(value); i++; break
       case '--modules': opts.modules = value; i++; break
       case '--fail': {
-        const [operation, code, every] = String(value).split(':')
-        if (!operation || !code || !(Number(every) >= 1)) usage('--fail takes OPERATION:ERROR_CODE:EVERY')
-        opts.faults.push({operation, code, every: Number(every), calls: 0})
+        const [operation, code, every, times] = String(value).split(':')
+        if (!operation || !code || !(Number(every) >= 1) || (times !== undefined && !(Number(times) >= 1))) {
+          usage('--fail takes OPERATION:ERROR_CODE:EVERY[:TIMES]')
+        }
+        opts.faults.push({operation, code, every: Number(every), left: times === undefined ? Infinity : Number(times), calls: 0})
         i++
         break
       }
@@ -120,8 +123,10 @@ for (const fault of opts.faults) {
 for (const action of Object.keys(faultsByAction)) {
   wrapAction(action, original => function withFaults(store, data, cb) {
     for (const fault of faultsByAction[action]) {
+      if (fault.left === 0) continue
       fault.calls++
       if (fault.calls % fault.every === 0) {
+        fault.left--
         console.log('fault ' + fault.operation + ' ' + fault.code)
         return cb(db.clientError(fault.code, 'injected by tests/common/kinesalite.js'))
       }

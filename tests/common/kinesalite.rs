@@ -62,7 +62,7 @@ impl Kinesalite {
     }
 
     /// As [`Kinesalite::start`], failing calls as `faults` say
-    /// (`OPERATION:ERROR_CODE:EVERY`, see `tests/common/kinesalite.js`).
+    /// (`OPERATION:ERROR_CODE:EVERY[:TIMES]`, see `tests/common/kinesalite.js`).
     pub fn start_with_faults(node_modules: &Path, faults: &[&str]) -> Kinesalite {
         let launcher = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/kinesalite.js");
         let mut cmd = Command::new("node");
