@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::{self, Mode, Settings, Sources};
-use crate::{build_info, smoke, startup, telemetry};
+use crate::{build_info, diagnostics_reader, smoke, startup, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,6 +55,11 @@ pub enum Command {
         #[arg(long, default_value_t = 10)]
         timeout_secs: u64,
     },
+    /// Read back what cinemo wrote to the Kinesis diagnostics stream: one
+    /// trace's log frames, or the counters per minute. Stream, region and
+    /// endpoint come from kinesis.* as for the sink; credentials from the
+    /// standard AWS chain. Exit 1 with one line when the stream cannot be read.
+    Diagnostics(diagnostics_reader::DiagnosticsArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -71,6 +76,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Smoke { url, timeout_secs } => {
             block_on(smoke::run(url, Duration::from_secs(timeout_secs)))
         }
+        Command::Diagnostics(args) => diagnostics_reader::run(args, cli.config, cli.mode),
     }
 }
 

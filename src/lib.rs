@@ -3,6 +3,7 @@
 
 pub mod build_info;
 pub mod cli;
+pub mod diagnostics_reader;
 pub mod domain;
 pub mod http;
 pub mod internal_client;

@@ -16,11 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::config::Region;
 use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
@@ -150,7 +146,7 @@ impl KinesisSink {
             .stream_name
             .clone()
             .context("kinesis is enabled but kinesis.stream_name is not set")?;
-        let client = client(settings).await;
+        let client = super::kinesis_client::build(settings).await;
         let tuning = Tuning {
             stream,
             fixed_key: settings.partition_key.clone().filter(|k| !k.is_empty()),
@@ -224,32 +220,6 @@ impl KinesisSink {
         // bookkeeping.
         let _ = tokio::time::timeout_at(deadline + Duration::from_millis(500), self.done).await;
     }
-}
-
-async fn client(settings: &KinesisSettings) -> Client {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(region) = &settings.region {
-        loader = loader.region(Region::new(region.clone()));
-    }
-    if let Some(endpoint) = &settings.endpoint {
-        loader = loader.endpoint_url(endpoint);
-    }
-    let shared = loader.load().await;
-    let call_timeout = Duration::from_millis(settings.call_timeout_ms.max(1));
-    let config = aws_sdk_kinesis::config::Builder::from(&shared)
-        // The sink retries with its own backoff, and only the failed
-        // records; SDK retries would resend whole batches on top of that.
-        .retry_config(RetryConfig::disabled())
-        // A blackholed endpoint must end in an error the backoff handles,
-        // not a call that hangs while the queue overflows silently.
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(call_timeout.min(Duration::from_secs(2)))
-                .operation_timeout(call_timeout)
-                .build(),
-        )
-        .build();
-    Client::from_conf(config)
 }
 
 struct Worker {

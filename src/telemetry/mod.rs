@@ -1,6 +1,7 @@
 //! Logs, diagnostics frames (Kinesis), metrics and traces (OpenTelemetry).
 
 pub mod diagnostics;
+pub mod kinesis_client;
 pub mod kinesis_sink;
 pub mod logging;
 pub mod names;

@@ -3,6 +3,8 @@
 //! (no port races, no sleeping until it is up).
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod kinesalite;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,13 +1,11 @@
-//! A small harness: the cinemo binary as a child process, kinesalite, a
-//! switchable TCP proxy and a tiny HTTP/1.1 server for fakes. Every server
-//! listens on 127.0.0.1 and is stopped by its Drop guard.
+//! A small harness: the cinemo binary as a child process, kinesalite (from
+//! `tests/common/kinesalite.rs`), a switchable TCP proxy and a tiny HTTP/1.1
+//! server for fakes. Every server listens on 127.0.0.1 and is stopped by its
+//! Drop guard.
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +25,7 @@ pub async fn eventually<F: FnMut() -> bool>(timeout: Duration, mut cond: F) -> b
 }
 
 pub use crate::common::Cinemo;
+pub use crate::common::kinesalite::*;
 
 /// `cinemo --mode <mode>` on the common test base (listeners on port 0,
 /// SQLite in a temp dir, OTLP off unless `env` says otherwise), with static
@@ -39,157 +38,6 @@ pub async fn spawn(mode: &'static str, env: &[(&str, String)]) -> Cinemo {
         .envs(env)
         .ready()
         .await
-}
-
-/// Where kinesalite is installed, or why the test must skip.
-pub fn kinesalite_dir() -> Result<PathBuf, String> {
-    let mut candidates = Vec::new();
-    if let Ok(dir) = std::env::var("CINEMO_NODE_MODULES") {
-        candidates.push(PathBuf::from(dir));
-    }
-    if let Ok(home) = std::env::var("HOME") {
-        candidates.push(PathBuf::from(home).join(".cache/cinemo/node/node_modules"));
-    }
-    for dir in &candidates {
-        if dir.join("kinesalite").is_dir() {
-            return Ok(dir.clone());
-        }
-    }
-    Err(format!(
-        "kinesalite not found in {candidates:?} (run .ci/test, or ensure_node_tools from .ci/lib.sh)"
-    ))
-}
-
-/// Skips (prints `SKIPPED`) outside CI, fails in CI.
-pub fn need_kinesalite() -> Option<PathBuf> {
-    match kinesalite_dir() {
-        Ok(dir) => Some(dir),
-        Err(why) if std::env::var_os("CI").is_some() => panic!("{why}"),
-        Err(why) => {
-            eprintln!("SKIPPED: {why}");
-            None
-        }
-    }
-}
-
-pub struct Kinesalite {
-    child: Child,
-    pub addr: SocketAddr,
-}
-
-impl Kinesalite {
-    /// Starts kinesalite in memory on a port the OS picks; it prints the
-    /// port once it listens.
-    pub fn start(node_modules: &std::path::Path) -> Kinesalite {
-        let script = format!(
-            "const s = require({:?})({{createStreamMs: 50}}); s.listen(0, '127.0.0.1', function (e) {{ if (e) throw e; console.log(s.address().port) }})",
-            node_modules.join("kinesalite").display().to_string()
-        );
-        let mut child = Command::new("node")
-            .arg("-e")
-            .arg(script)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting node for kinesalite");
-        let out = child.stdout.take().expect("kinesalite stdout");
-        let mut line = String::new();
-        BufReader::new(out)
-            .read_line(&mut line)
-            .expect("kinesalite output");
-        let port: u16 = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("kinesalite did not start: {line:?}"));
-        Kinesalite {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        }
-    }
-
-    pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for Kinesalite {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// An aws-sdk Kinesis client for the test's own reads and setup.
-pub async fn kinesis_client(endpoint: &str) -> aws_sdk_kinesis::Client {
-    let creds = aws_sdk_kinesis::config::Credentials::new("testing", "testing", None, None, "test");
-    let config = aws_sdk_kinesis::Config::builder()
-        .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
-        .region(aws_sdk_kinesis::config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(creds)
-        .build();
-    aws_sdk_kinesis::Client::from_conf(config)
-}
-
-pub async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str, shards: i32) {
-    client
-        .create_stream()
-        .stream_name(name)
-        .shard_count(shards)
-        .send()
-        .await
-        .expect("CreateStream");
-    for _ in 0..100 {
-        let d = client
-            .describe_stream()
-            .stream_name(name)
-            .send()
-            .await
-            .expect("DescribeStream");
-        if d.stream_description().map(|s| s.stream_status().as_str()) == Some("ACTIVE") {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("stream {name} did not become ACTIVE");
-}
-
-/// Every record's data in the stream (all shards, from the start).
-pub async fn read_all(client: &aws_sdk_kinesis::Client, stream: &str) -> Vec<String> {
-    let shards = client
-        .list_shards()
-        .stream_name(stream)
-        .send()
-        .await
-        .expect("ListShards");
-    let mut out = Vec::new();
-    for shard in shards.shards() {
-        let it = client
-            .get_shard_iterator()
-            .stream_name(stream)
-            .shard_id(shard.shard_id())
-            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .expect("GetShardIterator");
-        let mut iterator = it.shard_iterator().map(str::to_owned);
-        while let Some(current) = iterator {
-            let page = client
-                .get_records()
-                .shard_iterator(current)
-                .send()
-                .await
-                .expect("GetRecords");
-            if page.records().is_empty() {
-                break;
-            }
-            for r in page.records() {
-                out.push(String::from_utf8(r.data().as_ref().to_vec()).expect("UTF-8 record"));
-            }
-            iterator = page.next_shard_iterator().map(str::to_owned);
-        }
-    }
-    out
 }
 
 /// What the proxy does with new connections.
