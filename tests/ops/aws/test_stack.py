@@ -85,12 +85,31 @@ def test_security_group_chain_is_exact(stack):
     assert ingress(sgs[f"{stack.prefix}-alb"]) == {(80, "0.0.0.0/0"), (443, "0.0.0.0/0")}
     assert ingress(sgs[f"{stack.prefix}-public-tier"]) == {(8080, gid["alb"]), (22, gid["bastion"])}
     nlb_nodes = {(8081, cidr) for cidr in stack.vars["subnet_cidrs"]["internal_lb"]}
-    assert ingress(sgs[f"{stack.prefix}-internal-tier"]) == {(8081, gid["public-tier"]), (22, gid["bastion"])} | nlb_nodes
+    public_hosts = {(8081, cidr) for cidr in stack.vars["subnet_cidrs"]["public_tier"]}
+    assert ingress(sgs[f"{stack.prefix}-internal-tier"]) == {(22, gid["bastion"])} | public_hosts | nlb_nodes
     engine = stack.vars["database_engine"]
     expected_db = {(p, gid["internal-tier"]) for p in DB_PORTS[engine]}
     if engine == "mongodb":
         expected_db |= {(27017, gid["database"]), (22, gid["bastion"])}
     assert ingress(sgs[f"{stack.prefix}-database"]) == expected_db
+
+
+def test_the_internal_tier_admits_the_public_tier_by_address_through_the_nlb(stack):
+    """The NLB has no security group and preserves the client IP: the internal
+    hosts see a public host's address, never its security group, so a rule
+    naming the public tier's group would never match (AWS: "Target security
+    groups" for Network Load Balancers). The public tier's subnets must be
+    admitted by CIDR, and the target group must really preserve client IPs
+    (otherwise the source is the NLB's own address and this rule is moot)."""
+    sgs = security_groups(stack)
+    rules_8081 = [p for p in sgs[f"{stack.prefix}-internal-tier"]["IpPermissions"] if p["FromPort"] == 8081]
+    assert not [g for p in rules_8081 for g in p.get("UserIdGroupPairs", [])], "8081 admitted by security group"
+    cidrs = {r["CidrIp"] for p in rules_8081 for r in p.get("IpRanges", [])}
+    assert set(stack.vars["subnet_cidrs"]["public_tier"]) <= cidrs
+    elb = stack.client("elbv2")
+    tg = elb.describe_target_groups(Names=[f"{stack.prefix}-internal"])["TargetGroups"][0]
+    attrs = {a["Key"]: a["Value"] for a in elb.describe_target_group_attributes(TargetGroupArn=tg["TargetGroupArn"])["Attributes"]}
+    assert attrs.get("preserve_client_ip.enabled") == "true"
 
 
 def test_nothing_but_the_alb_is_open_to_the_internet(stack):
