@@ -5,8 +5,8 @@
 # the AWS API; a second provision + monitoring run must change nothing.
 #   .ci/suites/aws.sh            (CINEMO_AWS_ENVS="dev edge" by default)
 #
-# What does not depend on the stack runs beside it: the rollout tests (their
-# own moto) and ansible-lint start first; each environment then goes
+# What does not depend on the stack runs beside it: the rollout and stack role
+# tests (each their own moto) and ansible-lint start first; each environment then goes
 # provision -> monitoring -> (verify, pytest tests/ops/aws, second run) on
 # its own, side by side with the other.
 source "$(dirname "$0")/../lib.sh"
@@ -63,10 +63,9 @@ wait_bg() {
   ((${#failed[@]} == 0)) || die "failed: ${failed[*]}"
 }
 
-if [ -d "$CINEMO_ROOT/tests/ops/rollout" ]; then
-  log "pytest tests/ops/rollout (in the background, its own moto)"
-  bg pytest-rollout bash -c 'cd "$CINEMO_ROOT" && python3 -m pytest -q -p no:cacheprovider tests/ops/rollout'
-fi
+log "pytest tests/ops/rollout and tests/ops/stack (in the background, each its own moto)"
+bg pytest-rollout bash -c 'cd "$CINEMO_ROOT" && python3 -m pytest -q -p no:cacheprovider tests/ops/rollout'
+bg pytest-stack bash -c 'cd "$CINEMO_ROOT" && python3 -m pytest -q -p no:cacheprovider tests/ops/stack'
 
 # ---- 1. syntax -----------------------------------------------------------------
 log "ansible-playbook --syntax-check: ${playbooks[*]}"
@@ -149,9 +148,9 @@ for env in $envs; do
   done
   tail -n 1 "$work/pytest-aws-$env.log" | sed "s/^/  pytest tests\/ops\/aws ($env): /" >&2
 done
-if [ -f "$work/pytest-rollout.log" ]; then
-  tail -n 1 "$work/pytest-rollout.log" | sed 's/^/  pytest tests\/ops\/rollout: /' >&2
-fi
+for t in rollout stack; do
+  tail -n 1 "$work/pytest-$t.log" | sed "s/^/  pytest tests\/ops\/$t: /" >&2
+done
 grep -E 'Passed|Failed' "$work/lint.log" | tail -n 1 | sed 's/^/  ansible-lint: /' >&2 || true
 
 log "aws suite passed in $((SECONDS - t0))s"
