@@ -5,7 +5,7 @@ vault must reach RDS (and only then the database URL the hosts read)."""
 
 import pytest
 
-from conftest import client, play, recap
+from stack_helpers import client, play, recap
 
 ENV = "dev"
 REGION = "eu-west-1"
