@@ -200,6 +200,22 @@ def test_alb_is_internet_facing_https_with_http_redirect(stack):
     assert redirect["RedirectConfig"]["StatusCode"] == "HTTP_301"
 
 
+def test_alb_waits_longer_than_a_batch_and_the_public_tier_keeps_connections_longer(stack):
+    """The ALB's idle timeout as AWS holds it (not its 60 s default) outlasts
+    the longest request, and the keep-alive published to the public tier
+    outlasts it (tests/ops/stack/test_timeouts.py has the whole order)."""
+    elb = stack.client("elbv2")
+    lb = elb.describe_load_balancers(Names=[f"{stack.prefix}-public"])["LoadBalancers"][0]
+    attrs = {a["Key"]: a["Value"] for a in elb.describe_load_balancer_attributes(LoadBalancerArn=lb["LoadBalancerArn"])["Attributes"]}
+    idle = int(attrs["idle_timeout.timeout_seconds"])
+    assert idle > stack.vars["longest_batch_import_secs"]
+    assert attrs["routing.http2.enabled"] == "true"
+    assert attrs["routing.http.drop_invalid_header_fields.enabled"] == "true"
+    keep_alive = stack.client("ssm").get_parameter(
+        Name=f"/cinemo/{stack.env}/public/env/CINEMO__HTTP__KEEP_ALIVE_SECS")["Parameter"]["Value"]
+    assert int(keep_alive) > idle
+
+
 def test_internal_nlb_is_internal_tcp_passthrough_in_its_own_subnets(stack):
     elb = stack.client("elbv2")
     lb = elb.describe_load_balancers(Names=[f"{stack.prefix}-internal"])["LoadBalancers"][0]

@@ -15,6 +15,7 @@ import pathlib
 import re
 import socket
 import subprocess
+import sys
 import threading
 import urllib.parse
 
@@ -119,11 +120,12 @@ def recap(stdout):
 
 def play(moto, env, playbook, extra_vars, tmp_path, *args, check=True):
     """Run ansible/ roles through tests/ops/stack/playbooks/PLAYBOOK for ENV's
-    inventory against the recording moto. Returns the CompletedProcess."""
+    inventory against the recording moto (None: a play that calls no AWS API).
+    Returns the CompletedProcess."""
     vars_file = tmp_path / f"vars-{len(list(tmp_path.glob('vars-*')))}.json"
-    vars_file.write_text(json.dumps({"aws_endpoint_url": moto.url, **extra_vars}))
+    vars_file.write_text(json.dumps({**({"aws_endpoint_url": moto.url} if moto else {}), **extra_vars}))
     cmd = ["ansible-playbook", "-i", f"inventories/{env}", str(PLAYBOOKS / playbook), "-e", f"env={env}",
-           "-e", f"@{vars_file}", *args]
+           "-e", f"@{vars_file}", "-e", "ansible_python_interpreter=" + sys.executable, *args]
     environ = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(ANSIBLE / "roles"),
                "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
