@@ -81,7 +81,7 @@ PAGING = ["alb-p99-latency", "public-unhealthy-hosts", "internal-unhealthy-hosts
           "internal-below-min", "kinesis-dropped"]
 MEMBERS = ["alb-5xx-ratio", "public-no-healthy-hosts", "internal-no-healthy-hosts",
            "customer-create-failures", "customer-read-failures"]
-DEPLOY = ["deploy-5xx", "deploy-unhealthy", "deploy-customer-failures"]
+DEPLOY = ["deploy-5xx", "deploy-unhealthy", "deploy-customer-failures", "deploy-in-progress"]
 
 
 def test_duty_manager_topic_has_the_inventory_subscriptions(topic_arn):
@@ -146,7 +146,12 @@ def test_thresholds_are_the_sized_ones(alarms):
     assert alarms[f"{PREFIX}-kinesis-dropped"]["Threshold"] == 50.0
     assert alarms[f"{PREFIX}-deploy-5xx"]["Threshold"] == 2.0
     for suffix in DEPLOY:
-        assert all(q.get("MetricStat", {}).get("Period", 60) == 60 for q in alarms[f"{PREFIX}-{suffix}"]["Metrics"])
+        assert all(q.get("MetricStat", {}).get("Period", 60) == 60 for q in alarms[f"{PREFIX}-{suffix}"].get("Metrics", []))
+    unhealthy = alarms[f"{PREFIX}-deploy-unhealthy"]
+    assert (unhealthy["DatapointsToAlarm"], unhealthy["EvaluationPeriods"]) == (3, 5)
+    heartbeat = alarms[f"{PREFIX}-deploy-in-progress"]
+    assert (heartbeat["Namespace"], heartbeat["MetricName"]) == ("Cinemo/Deploy", "DeployInProgress")
+    assert heartbeat["TreatMissingData"] == "notBreaching" and heartbeat["DatapointsToAlarm"] == 1
 
 
 def test_database_alarms_follow_the_engine(alarms):
@@ -192,7 +197,9 @@ def test_composite_alarm_request_passes_the_api_model():
     stub = Stubber(cw)
     rule = " OR ".join(f'ALARM("{PREFIX}-{m}")' for m in MEMBERS)
     spec = {"AlarmRule": rule, "AlarmActions": ["arn:aws:sns:eu-west-1:123456789012:t"],
-            "OKActions": ["arn:aws:sns:eu-west-1:123456789012:t"], "AlarmDescription": "outage"}
+            "OKActions": ["arn:aws:sns:eu-west-1:123456789012:t"], "AlarmDescription": "outage",
+            "ActionsSuppressor": f"{PREFIX}-deploy-in-progress", "ActionsSuppressorWaitPeriod": 120,
+            "ActionsSuppressorExtensionPeriod": 120}
     stored = {"AlarmName": f"{PREFIX}-outage", "ActionsEnabled": True, "InsufficientDataActions": [], **spec}
     ask = {"AlarmNames": [f"{PREFIX}-outage"], "AlarmTypes": ["CompositeAlarm"]}
     stub.add_response("describe_alarms", {"CompositeAlarms": []}, ask)
@@ -201,7 +208,7 @@ def test_composite_alarm_request_passes_the_api_model():
     stub.add_response("describe_alarms", {"CompositeAlarms": [{**stored, "ActionsEnabled": False}]}, ask)
     with stub:
         assert mod.ensure_alarm(cw, f"{PREFIX}-outage", spec, kind="composite")[0] is True
-        # a muted alarm (rollout in progress) is not unmuted by a re-run
+        # an alarm muted by hand (docs/runbook.md) is not unmuted by a re-run
         assert mod.ensure_alarm(cw, f"{PREFIX}-outage", spec, kind="composite")[0] is False
     stub.assert_no_pending_responses()
 

@@ -38,7 +38,7 @@ def world(moto):
     sg = ec2.create_security_group(GroupName="cinemo-dev-internal-tier", Description="t", VpcId=vpc)["GroupId"]
     tg = elb.create_target_group(Name=GROUP, Protocol="TCP", Port=8081, VpcId=vpc)["TargetGroups"][0]["TargetGroupArn"]
     iam.create_instance_profile(InstanceProfileName=GROUP)
-    for name in ("deploy-5xx", "deploy-unhealthy", "deploy-customer-failures"):
+    for name in ("deploy-5xx", "deploy-unhealthy", "deploy-customer-failures", "deploy-in-progress"):
         cw.put_metric_alarm(AlarmName=f"cinemo-dev-{name}", Namespace="AWS/ApplicationELB", MetricName="RequestCount",
                             Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1.0,
                             ComparisonOperator="GreaterThanThreshold")
