@@ -315,7 +315,7 @@ def test_instance_roles_are_scoped_to_our_arns(stack, mode):
                 assert WILDCARD_OK.match(a), f"{a} allowed on every resource"
                 if a == "cloudwatch:PutMetricData":
                     assert s["Condition"] == {"StringEquals": {"cloudwatch:namespace": "Cinemo"}}
-    streams = {f"arn:aws:kinesis:{region}:{account}:stream/{n}" for n in ("cinemo-diagnostics", "cinemo-metrics")}
+    streams = {f"arn:aws:kinesis:{region}:{account}:stream/{stack.prefix}-{n}" for n in ("diagnostics", "metrics")}
     assert allowed["kinesis:PutRecord"] == streams and allowed["kinesis:PutRecords"] == streams
     ssm = {f"arn:aws:ssm:{region}:{account}:parameter/cinemo/{stack.env}/{mode}",
            f"arn:aws:ssm:{region}:{account}:parameter/cinemo/{stack.env}/{mode}/*"}
@@ -331,9 +331,13 @@ def test_instance_roles_are_scoped_to_our_arns(stack, mode):
 # ---- streams and parameters ----------------------------------------------------------------
 
 
-def test_kinesis_streams_are_provisioned_and_encrypted(stack):
+def test_kinesis_streams_are_the_environments_own_provisioned_and_encrypted(stack):
+    """Each environment's streams carry its name: two environments in one
+    account and region never write to the same stream."""
     kinesis = stack.client("kinesis")
-    for name in ("cinemo-diagnostics", "cinemo-metrics"):
+    names = set(kinesis.list_streams()["StreamNames"])
+    assert {"cinemo-diagnostics", "cinemo-metrics"}.isdisjoint(names), "a stream shared by every environment"
+    for name in (f"{stack.prefix}-diagnostics", f"{stack.prefix}-metrics"):
         s = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
         assert s["StreamModeDetails"]["StreamMode"] == "PROVISIONED"
         assert s["OpenShardCount"] == stack.vars["kinesis_shard_count"]
@@ -347,7 +351,8 @@ def test_parameters_follow_the_boot_layout_and_secrets_are_encrypted(stack):
     base = f"/cinemo/{stack.env}"
     assert by_name[f"{base}/internal/env/CINEMO__STORAGE__URL"]["Type"] == "SecureString"
     assert by_name[f"{base}/public/env/CINEMO__PUBLIC__INTERNAL_URL"]["Value"].endswith(":8081")
-    assert by_name[f"{base}/internal/env/CINEMO__KINESIS__STREAM_NAME"]["Value"] == "cinemo-diagnostics"
+    for mode in ("public", "internal"):
+        assert by_name[f"{base}/{mode}/env/CINEMO__KINESIS__STREAM_NAME"]["Value"] == f"{stack.prefix}-diagnostics"
     for name, p in by_name.items():
         assert re.match(rf"^{base}/(public|internal)/(env|tls)/[A-Za-z0-9_.-]+$", name), name
         if "/tls/" in name or name.endswith("__URL") and "STORAGE" in name:

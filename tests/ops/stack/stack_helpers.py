@@ -118,18 +118,21 @@ def recap(stdout):
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line[-1])}
 
 
-def play(moto, env, playbook, extra_vars, tmp_path, *args, check=True):
+def play(moto, env, playbook, extra_vars, tmp_path, *args, check=True, environ=None):
     """Run ansible/ roles through tests/ops/stack/playbooks/PLAYBOOK for ENV's
-    inventory against the recording moto (None: a play that calls no AWS API).
+    inventory against the recording moto (None: a play that calls no AWS API),
+    with the process environment updated by `environ` (other credentials).
     Returns the CompletedProcess."""
     vars_file = tmp_path / f"vars-{len(list(tmp_path.glob('vars-*')))}.json"
     vars_file.write_text(json.dumps({**({"aws_endpoint_url": moto.url} if moto else {}), **extra_vars}))
     cmd = ["ansible-playbook", "-i", f"inventories/{env}", str(PLAYBOOKS / playbook), "-e", f"env={env}",
            "-e", f"@{vars_file}", "-e", "ansible_python_interpreter=" + sys.executable, *args]
+    extra_env = environ
     environ = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(ANSIBLE / "roles"),
                "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
     environ.pop("AWS_SESSION_TOKEN", None)
+    environ.update(extra_env or {})
     done = subprocess.run(cmd, cwd=ANSIBLE, env=environ, capture_output=True, text=True, timeout=900)
     if check:
         assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
