@@ -78,7 +78,7 @@ def dims(metric):
 
 
 PAGING = ["alb-p99-latency", "public-unhealthy-hosts", "internal-unhealthy-hosts", "public-below-min",
-          "internal-below-min", "kinesis-dropped"]
+          "internal-below-min", "kinesis-dropped", "certificate-expiry"]
 MEMBERS = ["alb-5xx-ratio", "public-no-healthy-hosts", "internal-no-healthy-hosts",
            "customer-create-failures", "customer-read-failures"]
 DEPLOY = ["deploy-5xx", "deploy-unhealthy", "deploy-customer-failures", "deploy-in-progress"]
@@ -152,6 +152,14 @@ def test_thresholds_are_the_sized_ones(alarms):
     heartbeat = alarms[f"{PREFIX}-deploy-in-progress"]
     assert (heartbeat["Namespace"], heartbeat["MetricName"]) == ("Cinemo/Deploy", "DeployInProgress")
     assert heartbeat["TreatMissingData"] == "notBreaching" and heartbeat["DatapointsToAlarm"] == 1
+
+
+def test_the_alb_certificate_pages_before_it_expires(alarms, topic_arn):
+    expiry = alarms[f"{PREFIX}-certificate-expiry"]
+    assert (expiry["Namespace"], expiry["MetricName"]) == ("AWS/CertificateManager", "DaysToExpiry")
+    assert dims(expiry)["CertificateArn"].startswith("arn:aws:acm:")
+    assert expiry["ComparisonOperator"] == "LessThanThreshold" and expiry["Threshold"] == 30.0
+    assert expiry["Period"] == 86400 and expiry["AlarmActions"] == [topic_arn]
 
 
 def test_database_alarms_follow_the_engine(alarms):

@@ -226,6 +226,36 @@ def test_internal_nlb_is_internal_tcp_passthrough_in_its_own_subnets(stack):
     assert [(listener["Port"], listener["Protocol"]) for listener in listeners] == [(8081, "TCP")]
 
 
+def test_the_internal_nlb_has_a_private_name_the_public_tier_calls(stack):
+    """The internal tier's certificate names internal.<env>.cinemo.internal, a
+    name known before the NLB exists: an alias record in a private zone of the
+    VPC, and the URL the public tier reads at boot."""
+    r53 = stack.client("route53")
+    zone_name = f"{stack.env}.cinemo.internal."
+    zones = [z for z in r53.list_hosted_zones()["HostedZones"] if z["Name"] == zone_name]
+    assert len(zones) == 1 and zones[0]["Config"]["PrivateZone"] is True
+    zone = r53.get_hosted_zone(Id=zones[0]["Id"])
+    assert [v["VPCId"] for v in zone["VPCs"]] == [vpc_id(stack)]
+    records = r53.list_resource_record_sets(HostedZoneId=zones[0]["Id"])["ResourceRecordSets"]
+    name = f"internal.{zone_name}"
+    alias = [r for r in records if r["Name"] == name and r["Type"] == "A"]
+    nlb = stack.client("elbv2").describe_load_balancers(Names=[f"{stack.prefix}-internal"])["LoadBalancers"][0]
+    assert len(alias) == 1 and alias[0]["AliasTarget"]["DNSName"].rstrip(".") == nlb["DNSName"]
+    assert alias[0]["AliasTarget"]["HostedZoneId"] == nlb["CanonicalHostedZoneId"]
+    url = stack.client("ssm").get_parameter(
+        Name=f"/cinemo/{stack.env}/public/env/CINEMO__PUBLIC__INTERNAL_URL")["Parameter"]["Value"]
+    assert url == f"https://internal.{stack.env}.cinemo.internal:8081"
+
+
+def test_every_tls_file_the_tiers_require_is_in_ssm(stack):
+    names = {p["Name"] for page in stack.client("ssm").get_paginator("get_parameters_by_path").paginate(
+        Path=f"/cinemo/{stack.env}", Recursive=True) for p in page["Parameters"]}
+    for mode, files in (("internal", ["server.crt", "server.key", "client-ca.crt"]),
+                        ("public", ["client.crt", "client.key", "internal-ca.crt"])):
+        for f in files:
+            assert f"/cinemo/{stack.env}/{mode}/tls/{f}" in names
+
+
 @pytest.mark.parametrize("mode", ["public", "internal"])
 def test_target_groups_check_liveness_and_drain_long_enough(stack, mode):
     elb = stack.client("elbv2")
@@ -374,3 +404,68 @@ def test_database_is_private_encrypted_and_backed_up(stack):
     assert sg_names == {f"{stack.prefix}-database"}
     data_subnets = {s["SubnetId"] for s in subnets_by_tier(stack)["data"]}
     assert {s["SubnetIdentifier"] for s in db["DBSubnetGroup"]["Subnets"]} == data_subnets
+
+
+# ---- day-one pieces ----------------------------------------------------------------------------
+
+def test_the_alb_has_its_public_name(stack):
+    r53 = stack.client("route53")
+    zone = next(z for z in r53.list_hosted_zones()["HostedZones"] if z["Name"] == "cinemo.test.")
+    records = r53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]
+    alb = stack.client("elbv2").describe_load_balancers(Names=[f"{stack.prefix}-public"])["LoadBalancers"][0]
+    mine = [r for r in records if r["Name"] == f"{stack.env}.cinemo.test." and r["Type"] == "A"]
+    assert len(mine) == 1 and mine[0]["AliasTarget"]["DNSName"].rstrip(".").endswith(alb["DNSName"])
+    assert mine[0]["AliasTarget"]["HostedZoneId"] == alb["CanonicalHostedZoneId"]
+
+
+def test_hosts_reach_aws_apis_through_vpc_endpoints(stack):
+    ec2 = stack.client("ec2")
+    endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc_id(stack)]}])["VpcEndpoints"]
+    by_service = {e["ServiceName"].rsplit(".", 1)[1]: e for e in endpoints}
+    wanted = stack.vars.get("vpc_endpoints_interface_services",
+                            ["ssm", "ssmmessages", "ec2messages", "kinesis-streams", "monitoring", "logs", "xray"])
+    data_subnets = {s["SubnetId"] for s in subnets_by_tier(stack)["data"]}
+    sg = security_groups(stack)[f"{stack.prefix}-endpoints"]
+    assert ingress(sg) == {(443, stack.vars["vpc_cidr"])}
+    for service in wanted:
+        e = by_service[service]
+        assert e["VpcEndpointType"] == "Interface"
+        assert set(e["SubnetIds"]) == data_subnets, f"{service}: one interface per AZ"
+        assert [g["GroupId"] for g in e["Groups"]] == [sg["GroupId"]]
+    s3 = by_service["s3"]
+    assert s3["VpcEndpointType"] == "Gateway"
+    tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc_id(stack)]},
+                                                {"Name": "tag:Name", "Values": [f"{stack.prefix}-private-*"]}])["RouteTables"]
+    assert sorted(s3["RouteTableIds"]) == sorted(t["RouteTableId"] for t in tables)
+
+
+def test_every_log_group_has_a_retention(stack):
+    groups = stack.client("logs").describe_log_groups(logGroupNamePrefix=f"/cinemo/{stack.env}/")["logGroups"]
+    assert {g["logGroupName"] for g in groups} == {f"/cinemo/{stack.env}/app", f"/cinemo/{stack.env}/metrics"}
+    for g in groups:
+        assert g.get("retentionInDays") == stack.vars["log_groups_retention_days"], g["logGroupName"]
+
+
+ELB_LOG_ACCOUNTS = {"eu-west-1": "156460612806", "eu-central-1": "054676820928"}
+
+
+def test_the_alb_writes_access_logs_to_a_private_bucket_elb_may_write_to(stack):
+    elb = stack.client("elbv2")
+    lb = elb.describe_load_balancers(Names=[f"{stack.prefix}-public"])["LoadBalancers"][0]
+    attrs = {a["Key"]: a["Value"] for a in elb.describe_load_balancer_attributes(LoadBalancerArn=lb["LoadBalancerArn"])["Attributes"]}
+    assert attrs["access_logs.s3.enabled"] == "true" and attrs["access_logs.s3.prefix"] == "alb"
+    bucket = attrs["access_logs.s3.bucket"]
+    account = stack.client("sts").get_caller_identity()["Account"]
+    assert bucket == f"{stack.prefix}-alb-logs-{account}-{stack.region}"
+    s3 = stack.client("s3")
+    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    write = next(st for st in policy["Statement"] if st["Effect"] == "Allow")
+    assert write["Principal"] == {"AWS": f"arn:aws:iam::{ELB_LOG_ACCOUNTS[stack.region]}:root"}
+    assert write["Action"] == "s3:PutObject"
+    assert write["Resource"] == f"arn:aws:s3:::{bucket}/alb/AWSLogs/{account}/*"
+    enc = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert enc["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256", "ALB log delivery needs SSE-S3"
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert all(block.values())
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert [r["Expiration"]["Days"] for r in rules] == [stack.vars["load_balancers_access_logs_days"]]

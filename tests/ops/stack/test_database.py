@@ -20,7 +20,8 @@ def network(moto):
             ["Subnet"]["SubnetId"] for i, az in enumerate("ab")]
     sg = ec2.create_security_group(GroupName="cinemo-dev-database", Description="db", VpcId=vpc)["GroupId"]
     return {"network_subnet_ids": {"data": data}, "security_groups_ids": {"database": sg},
-            "load_balancers_nlb_dns_name": "internal-cinemo-dev.example", "load_balancers_public_keep_alive": 180,
+            "load_balancers_internal_dns_name": "internal.dev.cinemo.internal", "load_balancers_public_keep_alive": 180,
+            "ssm_parameters_internal_tls": False,
             "ssm_parameters_secrets": []}
 
 
