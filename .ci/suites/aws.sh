@@ -2,13 +2,14 @@
 # The AWS stack suite: every Ansible playbook is syntax-checked and linted;
 # provision.yml, monitoring.yml and verify.yml run for real against a moto
 # server on 127.0.0.1 for dev and edge; pytest reads the stack back through
-# the AWS API; a second provision + monitoring run must change nothing.
+# the AWS API; a second provision + monitoring run must change nothing;
+# destroy.yml then tears each stack down and pytest checks nothing is left.
 #   .ci/suites/aws.sh            (CINEMO_AWS_ENVS="dev edge" by default)
 #
-# What does not depend on the stack runs beside it: the rollout tests (their
-# own moto) and ansible-lint start first; each environment then goes
-# provision -> monitoring -> (verify, pytest tests/ops/aws, second run) on
-# its own, side by side with the other.
+# What does not depend on the stack runs beside it: the rollout and stack role
+# tests (each their own moto) and ansible-lint start first; each environment then goes
+# provision -> monitoring -> (verify, pytest tests/ops/aws, second run) ->
+# destroy -> pytest tests/ops/destroy on its own, side by side with the other.
 source "$(dirname "$0")/../lib.sh"
 
 t0=$SECONDS
@@ -63,10 +64,9 @@ wait_bg() {
   ((${#failed[@]} == 0)) || die "failed: ${failed[*]}"
 }
 
-if [ -d "$CINEMO_ROOT/tests/ops/rollout" ]; then
-  log "pytest tests/ops/rollout (in the background, its own moto)"
-  bg pytest-rollout bash -c 'cd "$CINEMO_ROOT" && python3 -m pytest -q -p no:cacheprovider tests/ops/rollout'
-fi
+log "pytest tests/ops/rollout and tests/ops/stack (in the background, each its own moto)"
+bg pytest-rollout bash -c 'cd "$CINEMO_ROOT" && python3 -m pytest -q -p no:cacheprovider tests/ops/rollout'
+bg pytest-stack bash -c 'cd "$CINEMO_ROOT" && python3 -m pytest -q -p no:cacheprovider tests/ops/stack'
 
 # ---- 1. syntax -----------------------------------------------------------------
 log "ansible-playbook --syntax-check: ${playbooks[*]}"
@@ -87,10 +87,11 @@ bg lint bash -c 'cd "$CINEMO_ROOT" && ansible-lint --offline --profile productio
 start_moto
 log "moto on $AWS_ENDPOINT_URL"
 
-# play NAME ENV PLAYBOOK: run a playbook for an env, keep its log.
+# play NAME ENV PLAYBOOK [ARGS...]: run a playbook for an env, keep its log.
 play() {
   local name=$1 env=$2 pb=$3 t=$SECONDS
-  ansible-playbook -i "inventories/$env" "$pb" -e "env=$env" -e "@$work/$env-vars.json" \
+  shift 3
+  ansible-playbook -i "inventories/$env" "$pb" -e "env=$env" -e "@$work/$env-vars.json" "$@" \
     >"$work/$name.log" 2>&1 || { tail -n 60 "$work/$name.log" >&2; die "$pb failed for $env (see above)"; }
   grep -E '^localhost +:' "$work/$name.log" | sed "s/^/  $name ($((SECONDS - t))s): /" >&2
 }
@@ -130,7 +131,15 @@ stack() {
   else
     tail -n 80 "$work/pytest-aws-$env.log" >&2; rc=1
   fi
-  return "$rc"
+  ((rc == 0)) || return "$rc"
+  # Then tear it down and check that nothing of it is left.
+  play "destroy-$env" "$env" destroy.yml -e "destroy_confirm=$env" || return 1
+  if (cd "$CINEMO_ROOT" && CINEMO_AWS_ENVS=$env python3 -m pytest -q -p no:cacheprovider tests/ops/destroy) \
+    >"$work/pytest-destroy-$env.log" 2>&1; then
+    tail -n 1 "$work/pytest-destroy-$env.log" | sed "s/^/  pytest tests\/ops\/destroy ($env): /" >&2
+  else
+    tail -n 80 "$work/pytest-destroy-$env.log" >&2; return 1
+  fi
 }
 
 # Environments are separate stacks in separate regions: build them side by side.
@@ -144,14 +153,15 @@ wait_bg
 # The record: every recap, the pytest summaries, lint's verdict.
 log "summary"
 for env in $envs; do
-  for step in provision monitoring verify provision2 monitoring2; do
+  for step in provision monitoring verify provision2 monitoring2 destroy; do
     grep -E '^localhost +:' "$work/$step-$env.log" | sed -E "s/^localhost +:/  $step-$env:/; s/ +(unreachable|rescued|ignored)=0//g" >&2
   done
   tail -n 1 "$work/pytest-aws-$env.log" | sed "s/^/  pytest tests\/ops\/aws ($env): /" >&2
+  tail -n 1 "$work/pytest-destroy-$env.log" | sed "s/^/  pytest tests\/ops\/destroy ($env): /" >&2
 done
-if [ -f "$work/pytest-rollout.log" ]; then
-  tail -n 1 "$work/pytest-rollout.log" | sed 's/^/  pytest tests\/ops\/rollout: /' >&2
-fi
+for t in rollout stack; do
+  tail -n 1 "$work/pytest-$t.log" | sed "s/^/  pytest tests\/ops\/$t: /" >&2
+done
 grep -E 'Passed|Failed' "$work/lint.log" | tail -n 1 | sed 's/^/  ansible-lint: /' >&2 || true
 
 log "aws suite passed in $((SECONDS - t0))s"

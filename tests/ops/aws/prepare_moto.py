@@ -39,6 +39,11 @@ def main() -> int:
     certs = [c for c in acm.list_certificates()["CertificateSummaryList"] if c["DomainName"] == domain]
     cert_arn = certs[0]["CertificateArn"] if certs else acm.request_certificate(DomainName=domain)["CertificateArn"]
 
+    # The public zone an operator's domain lives in (provision.yml adds the ALB's record).
+    r53 = boto3.client("route53", region_name=region, endpoint_url=endpoint)
+    if not [z for z in r53.list_hosted_zones()["HostedZones"] if z["Name"] == "cinemo.test."]:
+        r53.create_hosted_zone(Name="cinemo.test", CallerReference=f"cinemo-test-{env}")
+
     # Any image moto ships stands in for the Packer AMI and for Debian.
     images = ec2.describe_images(Owners=["amazon"])["Images"]
     image = sorted(i["ImageId"] for i in images if i.get("Architecture") == "x86_64")[0]
@@ -46,6 +51,8 @@ def main() -> int:
     extra = {
         "aws_endpoint_url": endpoint,
         "acm_certificate_arn": cert_arn,
+        "public_dns_zone": "cinemo.test",
+        "public_dns_name": domain,
         "admin_cidrs": [CI_ADMIN_CIDR],
         "cinemo_ami_id": image,
         "bastion_ami_id": image,
@@ -53,8 +60,12 @@ def main() -> int:
         # test-only secrets; real ones live in the vault
         "database_rds_master_password": "ci-only-not-a-secret-0123",
         "database_mongodb_app_password": "ci-only-not-a-secret-4567",
+        # every TLS file the tiers need (provision refuses to start hosts without them)
         "ssm_parameters_secrets": [
-            {"mode": "internal", "kind": "tls", "name": "server.key", "value": "ci-only-key"},
+            {"mode": mode, "kind": "tls", "name": name, "value": f"ci-only-{name}"}
+            for mode, names in (("internal", ["server.crt", "server.key", "client-ca.crt"]),
+                                ("public", ["client.crt", "client.key", "internal-ca.crt"]))
+            for name in names
         ],
     }
     out.write_text(json.dumps(extra, indent=2))

@@ -78,10 +78,10 @@ def dims(metric):
 
 
 PAGING = ["alb-p99-latency", "public-unhealthy-hosts", "internal-unhealthy-hosts", "public-below-min",
-          "internal-below-min", "kinesis-dropped"]
+          "internal-below-min", "kinesis-dropped", "certificate-expiry"]
 MEMBERS = ["alb-5xx-ratio", "public-no-healthy-hosts", "internal-no-healthy-hosts",
            "customer-create-failures", "customer-read-failures"]
-DEPLOY = ["deploy-5xx", "deploy-unhealthy", "deploy-customer-failures"]
+DEPLOY = ["deploy-5xx", "deploy-unhealthy", "deploy-customer-failures", "deploy-in-progress"]
 
 
 def test_duty_manager_topic_has_the_inventory_subscriptions(topic_arn):
@@ -146,7 +146,20 @@ def test_thresholds_are_the_sized_ones(alarms):
     assert alarms[f"{PREFIX}-kinesis-dropped"]["Threshold"] == 50.0
     assert alarms[f"{PREFIX}-deploy-5xx"]["Threshold"] == 2.0
     for suffix in DEPLOY:
-        assert all(q.get("MetricStat", {}).get("Period", 60) == 60 for q in alarms[f"{PREFIX}-{suffix}"]["Metrics"])
+        assert all(q.get("MetricStat", {}).get("Period", 60) == 60 for q in alarms[f"{PREFIX}-{suffix}"].get("Metrics", []))
+    unhealthy = alarms[f"{PREFIX}-deploy-unhealthy"]
+    assert (unhealthy["DatapointsToAlarm"], unhealthy["EvaluationPeriods"]) == (3, 5)
+    heartbeat = alarms[f"{PREFIX}-deploy-in-progress"]
+    assert (heartbeat["Namespace"], heartbeat["MetricName"]) == ("Cinemo/Deploy", "DeployInProgress")
+    assert heartbeat["TreatMissingData"] == "notBreaching" and heartbeat["DatapointsToAlarm"] == 1
+
+
+def test_the_alb_certificate_pages_before_it_expires(alarms, topic_arn):
+    expiry = alarms[f"{PREFIX}-certificate-expiry"]
+    assert (expiry["Namespace"], expiry["MetricName"]) == ("AWS/CertificateManager", "DaysToExpiry")
+    assert dims(expiry)["CertificateArn"].startswith("arn:aws:acm:")
+    assert expiry["ComparisonOperator"] == "LessThanThreshold" and expiry["Threshold"] == 30.0
+    assert expiry["Period"] == 86400 and expiry["AlarmActions"] == [topic_arn]
 
 
 def test_database_alarms_follow_the_engine(alarms):
@@ -192,7 +205,9 @@ def test_composite_alarm_request_passes_the_api_model():
     stub = Stubber(cw)
     rule = " OR ".join(f'ALARM("{PREFIX}-{m}")' for m in MEMBERS)
     spec = {"AlarmRule": rule, "AlarmActions": ["arn:aws:sns:eu-west-1:123456789012:t"],
-            "OKActions": ["arn:aws:sns:eu-west-1:123456789012:t"], "AlarmDescription": "outage"}
+            "OKActions": ["arn:aws:sns:eu-west-1:123456789012:t"], "AlarmDescription": "outage",
+            "ActionsSuppressor": f"{PREFIX}-deploy-in-progress", "ActionsSuppressorWaitPeriod": 120,
+            "ActionsSuppressorExtensionPeriod": 120}
     stored = {"AlarmName": f"{PREFIX}-outage", "ActionsEnabled": True, "InsufficientDataActions": [], **spec}
     ask = {"AlarmNames": [f"{PREFIX}-outage"], "AlarmTypes": ["CompositeAlarm"]}
     stub.add_response("describe_alarms", {"CompositeAlarms": []}, ask)
@@ -201,7 +216,7 @@ def test_composite_alarm_request_passes_the_api_model():
     stub.add_response("describe_alarms", {"CompositeAlarms": [{**stored, "ActionsEnabled": False}]}, ask)
     with stub:
         assert mod.ensure_alarm(cw, f"{PREFIX}-outage", spec, kind="composite")[0] is True
-        # a muted alarm (rollout in progress) is not unmuted by a re-run
+        # an alarm muted by hand (docs/runbook.md) is not unmuted by a re-run
         assert mod.ensure_alarm(cw, f"{PREFIX}-outage", spec, kind="composite")[0] is False
     stub.assert_no_pending_responses()
 

@@ -85,12 +85,31 @@ def test_security_group_chain_is_exact(stack):
     assert ingress(sgs[f"{stack.prefix}-alb"]) == {(80, "0.0.0.0/0"), (443, "0.0.0.0/0")}
     assert ingress(sgs[f"{stack.prefix}-public-tier"]) == {(8080, gid["alb"]), (22, gid["bastion"])}
     nlb_nodes = {(8081, cidr) for cidr in stack.vars["subnet_cidrs"]["internal_lb"]}
-    assert ingress(sgs[f"{stack.prefix}-internal-tier"]) == {(8081, gid["public-tier"]), (22, gid["bastion"])} | nlb_nodes
+    public_hosts = {(8081, cidr) for cidr in stack.vars["subnet_cidrs"]["public_tier"]}
+    assert ingress(sgs[f"{stack.prefix}-internal-tier"]) == {(22, gid["bastion"])} | public_hosts | nlb_nodes
     engine = stack.vars["database_engine"]
     expected_db = {(p, gid["internal-tier"]) for p in DB_PORTS[engine]}
     if engine == "mongodb":
         expected_db |= {(27017, gid["database"]), (22, gid["bastion"])}
     assert ingress(sgs[f"{stack.prefix}-database"]) == expected_db
+
+
+def test_the_internal_tier_admits_the_public_tier_by_address_through_the_nlb(stack):
+    """The NLB has no security group and preserves the client IP: the internal
+    hosts see a public host's address, never its security group, so a rule
+    naming the public tier's group would never match (AWS: "Target security
+    groups" for Network Load Balancers). The public tier's subnets must be
+    admitted by CIDR, and the target group must really preserve client IPs
+    (otherwise the source is the NLB's own address and this rule is moot)."""
+    sgs = security_groups(stack)
+    rules_8081 = [p for p in sgs[f"{stack.prefix}-internal-tier"]["IpPermissions"] if p["FromPort"] == 8081]
+    assert not [g for p in rules_8081 for g in p.get("UserIdGroupPairs", [])], "8081 admitted by security group"
+    cidrs = {r["CidrIp"] for p in rules_8081 for r in p.get("IpRanges", [])}
+    assert set(stack.vars["subnet_cidrs"]["public_tier"]) <= cidrs
+    elb = stack.client("elbv2")
+    tg = elb.describe_target_groups(Names=[f"{stack.prefix}-internal"])["TargetGroups"][0]
+    attrs = {a["Key"]: a["Value"] for a in elb.describe_target_group_attributes(TargetGroupArn=tg["TargetGroupArn"])["Attributes"]}
+    assert attrs.get("preserve_client_ip.enabled") == "true"
 
 
 def test_nothing_but_the_alb_is_open_to_the_internet(stack):
@@ -181,6 +200,22 @@ def test_alb_is_internet_facing_https_with_http_redirect(stack):
     assert redirect["RedirectConfig"]["StatusCode"] == "HTTP_301"
 
 
+def test_alb_waits_longer_than_a_batch_and_the_public_tier_keeps_connections_longer(stack):
+    """The ALB's idle timeout as AWS holds it (not its 60 s default) outlasts
+    the longest request, and the keep-alive published to the public tier
+    outlasts it (tests/ops/stack/test_timeouts.py has the whole order)."""
+    elb = stack.client("elbv2")
+    lb = elb.describe_load_balancers(Names=[f"{stack.prefix}-public"])["LoadBalancers"][0]
+    attrs = {a["Key"]: a["Value"] for a in elb.describe_load_balancer_attributes(LoadBalancerArn=lb["LoadBalancerArn"])["Attributes"]}
+    idle = int(attrs["idle_timeout.timeout_seconds"])
+    assert idle > stack.vars["longest_batch_import_secs"]
+    assert attrs["routing.http2.enabled"] == "true"
+    assert attrs["routing.http.drop_invalid_header_fields.enabled"] == "true"
+    keep_alive = stack.client("ssm").get_parameter(
+        Name=f"/cinemo/{stack.env}/public/env/CINEMO__HTTP__KEEP_ALIVE_SECS")["Parameter"]["Value"]
+    assert int(keep_alive) > idle
+
+
 def test_internal_nlb_is_internal_tcp_passthrough_in_its_own_subnets(stack):
     elb = stack.client("elbv2")
     lb = elb.describe_load_balancers(Names=[f"{stack.prefix}-internal"])["LoadBalancers"][0]
@@ -189,6 +224,36 @@ def test_internal_nlb_is_internal_tcp_passthrough_in_its_own_subnets(stack):
     assert {az["SubnetId"] for az in lb["AvailabilityZones"]} == lb_subnets
     listeners = elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
     assert [(listener["Port"], listener["Protocol"]) for listener in listeners] == [(8081, "TCP")]
+
+
+def test_the_internal_nlb_has_a_private_name_the_public_tier_calls(stack):
+    """The internal tier's certificate names internal.<env>.cinemo.internal, a
+    name known before the NLB exists: an alias record in a private zone of the
+    VPC, and the URL the public tier reads at boot."""
+    r53 = stack.client("route53")
+    zone_name = f"{stack.env}.cinemo.internal."
+    zones = [z for z in r53.list_hosted_zones()["HostedZones"] if z["Name"] == zone_name]
+    assert len(zones) == 1 and zones[0]["Config"]["PrivateZone"] is True
+    zone = r53.get_hosted_zone(Id=zones[0]["Id"])
+    assert [v["VPCId"] for v in zone["VPCs"]] == [vpc_id(stack)]
+    records = r53.list_resource_record_sets(HostedZoneId=zones[0]["Id"])["ResourceRecordSets"]
+    name = f"internal.{zone_name}"
+    alias = [r for r in records if r["Name"] == name and r["Type"] == "A"]
+    nlb = stack.client("elbv2").describe_load_balancers(Names=[f"{stack.prefix}-internal"])["LoadBalancers"][0]
+    assert len(alias) == 1 and alias[0]["AliasTarget"]["DNSName"].rstrip(".") == nlb["DNSName"]
+    assert alias[0]["AliasTarget"]["HostedZoneId"] == nlb["CanonicalHostedZoneId"]
+    url = stack.client("ssm").get_parameter(
+        Name=f"/cinemo/{stack.env}/public/env/CINEMO__PUBLIC__INTERNAL_URL")["Parameter"]["Value"]
+    assert url == f"https://internal.{stack.env}.cinemo.internal:8081"
+
+
+def test_every_tls_file_the_tiers_require_is_in_ssm(stack):
+    names = {p["Name"] for page in stack.client("ssm").get_paginator("get_parameters_by_path").paginate(
+        Path=f"/cinemo/{stack.env}", Recursive=True) for p in page["Parameters"]}
+    for mode, files in (("internal", ["server.crt", "server.key", "client-ca.crt"]),
+                        ("public", ["client.crt", "client.key", "internal-ca.crt"])):
+        for f in files:
+            assert f"/cinemo/{stack.env}/{mode}/tls/{f}" in names
 
 
 @pytest.mark.parametrize("mode", ["public", "internal"])
@@ -278,10 +343,12 @@ def test_instance_roles_are_scoped_to_our_arns(stack, mode):
             allowed.setdefault(a, set()).update(resources)
             if resources == ["*"]:
                 assert WILDCARD_OK.match(a), f"{a} allowed on every resource"
-    streams = {f"arn:aws:kinesis:{region}:{account}:stream/{n}" for n in ("cinemo-diagnostics", "cinemo-metrics")}
+                if a == "cloudwatch:PutMetricData":
+                    assert s["Condition"] == {"StringEquals": {"cloudwatch:namespace": "Cinemo"}}
+    streams = {f"arn:aws:kinesis:{region}:{account}:stream/{stack.prefix}-{n}" for n in ("diagnostics", "metrics")}
     assert allowed["kinesis:PutRecords"] == streams
     # The collector's awskinesis exporter describes its stream at start.
-    assert allowed["kinesis:DescribeStream"] == {f"arn:aws:kinesis:{region}:{account}:stream/cinemo-metrics"}
+    assert allowed["kinesis:DescribeStream"] == {f"arn:aws:kinesis:{region}:{account}:stream/{stack.prefix}-metrics"}
     ssm = {f"arn:aws:ssm:{region}:{account}:parameter/cinemo/{stack.env}/{mode}",
            f"arn:aws:ssm:{region}:{account}:parameter/cinemo/{stack.env}/{mode}/*"}
     assert allowed["ssm:GetParametersByPath"] == ssm
@@ -295,9 +362,13 @@ def test_instance_roles_are_scoped_to_our_arns(stack, mode):
 # ---- streams and parameters ----------------------------------------------------------------
 
 
-def test_kinesis_streams_are_provisioned_and_encrypted(stack):
+def test_kinesis_streams_are_the_environments_own_provisioned_and_encrypted(stack):
+    """Each environment's streams carry its name: two environments in one
+    account and region never write to the same stream."""
     kinesis = stack.client("kinesis")
-    for name in ("cinemo-diagnostics", "cinemo-metrics"):
+    names = set(kinesis.list_streams()["StreamNames"])
+    assert {"cinemo-diagnostics", "cinemo-metrics"}.isdisjoint(names), "a stream shared by every environment"
+    for name in (f"{stack.prefix}-diagnostics", f"{stack.prefix}-metrics"):
         s = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
         assert s["StreamModeDetails"]["StreamMode"] == "PROVISIONED"
         assert s["OpenShardCount"] == stack.vars["kinesis_shard_count"]
@@ -311,7 +382,8 @@ def test_parameters_follow_the_boot_layout_and_secrets_are_encrypted(stack):
     base = f"/cinemo/{stack.env}"
     assert by_name[f"{base}/internal/env/CINEMO__STORAGE__URL"]["Type"] == "SecureString"
     assert by_name[f"{base}/public/env/CINEMO__PUBLIC__INTERNAL_URL"]["Value"].endswith(":8081")
-    assert by_name[f"{base}/internal/env/CINEMO__KINESIS__STREAM_NAME"]["Value"] == "cinemo-diagnostics"
+    for mode in ("public", "internal"):
+        assert by_name[f"{base}/{mode}/env/CINEMO__KINESIS__STREAM_NAME"]["Value"] == f"{stack.prefix}-diagnostics"
     for name, p in by_name.items():
         assert re.match(rf"^{base}/(public|internal)/(env|tls)/[A-Za-z0-9_.-]+$", name), name
         if "/tls/" in name or name.endswith("__URL") and "STORAGE" in name:
@@ -333,3 +405,68 @@ def test_database_is_private_encrypted_and_backed_up(stack):
     assert sg_names == {f"{stack.prefix}-database"}
     data_subnets = {s["SubnetId"] for s in subnets_by_tier(stack)["data"]}
     assert {s["SubnetIdentifier"] for s in db["DBSubnetGroup"]["Subnets"]} == data_subnets
+
+
+# ---- day-one pieces ----------------------------------------------------------------------------
+
+def test_the_alb_has_its_public_name(stack):
+    r53 = stack.client("route53")
+    zone = next(z for z in r53.list_hosted_zones()["HostedZones"] if z["Name"] == "cinemo.test.")
+    records = r53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]
+    alb = stack.client("elbv2").describe_load_balancers(Names=[f"{stack.prefix}-public"])["LoadBalancers"][0]
+    mine = [r for r in records if r["Name"] == f"{stack.env}.cinemo.test." and r["Type"] == "A"]
+    assert len(mine) == 1 and mine[0]["AliasTarget"]["DNSName"].rstrip(".").endswith(alb["DNSName"])
+    assert mine[0]["AliasTarget"]["HostedZoneId"] == alb["CanonicalHostedZoneId"]
+
+
+def test_hosts_reach_aws_apis_through_vpc_endpoints(stack):
+    ec2 = stack.client("ec2")
+    endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc_id(stack)]}])["VpcEndpoints"]
+    by_service = {e["ServiceName"].rsplit(".", 1)[1]: e for e in endpoints}
+    wanted = stack.vars.get("vpc_endpoints_interface_services",
+                            ["ssm", "ssmmessages", "ec2messages", "kinesis-streams", "monitoring", "logs", "xray"])
+    data_subnets = {s["SubnetId"] for s in subnets_by_tier(stack)["data"]}
+    sg = security_groups(stack)[f"{stack.prefix}-endpoints"]
+    assert ingress(sg) == {(443, stack.vars["vpc_cidr"])}
+    for service in wanted:
+        e = by_service[service]
+        assert e["VpcEndpointType"] == "Interface"
+        assert set(e["SubnetIds"]) == data_subnets, f"{service}: one interface per AZ"
+        assert [g["GroupId"] for g in e["Groups"]] == [sg["GroupId"]]
+    s3 = by_service["s3"]
+    assert s3["VpcEndpointType"] == "Gateway"
+    tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc_id(stack)]},
+                                                {"Name": "tag:Name", "Values": [f"{stack.prefix}-private-*"]}])["RouteTables"]
+    assert sorted(s3["RouteTableIds"]) == sorted(t["RouteTableId"] for t in tables)
+
+
+def test_every_log_group_has_a_retention(stack):
+    groups = stack.client("logs").describe_log_groups(logGroupNamePrefix=f"/cinemo/{stack.env}/")["logGroups"]
+    assert {g["logGroupName"] for g in groups} == {f"/cinemo/{stack.env}/app", f"/cinemo/{stack.env}/metrics"}
+    for g in groups:
+        assert g.get("retentionInDays") == stack.vars["log_groups_retention_days"], g["logGroupName"]
+
+
+ELB_LOG_ACCOUNTS = {"eu-west-1": "156460612806", "eu-central-1": "054676820928"}
+
+
+def test_the_alb_writes_access_logs_to_a_private_bucket_elb_may_write_to(stack):
+    elb = stack.client("elbv2")
+    lb = elb.describe_load_balancers(Names=[f"{stack.prefix}-public"])["LoadBalancers"][0]
+    attrs = {a["Key"]: a["Value"] for a in elb.describe_load_balancer_attributes(LoadBalancerArn=lb["LoadBalancerArn"])["Attributes"]}
+    assert attrs["access_logs.s3.enabled"] == "true" and attrs["access_logs.s3.prefix"] == "alb"
+    bucket = attrs["access_logs.s3.bucket"]
+    account = stack.client("sts").get_caller_identity()["Account"]
+    assert bucket == f"{stack.prefix}-alb-logs-{account}-{stack.region}"
+    s3 = stack.client("s3")
+    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    write = next(st for st in policy["Statement"] if st["Effect"] == "Allow")
+    assert write["Principal"] == {"AWS": f"arn:aws:iam::{ELB_LOG_ACCOUNTS[stack.region]}:root"}
+    assert write["Action"] == "s3:PutObject"
+    assert write["Resource"] == f"arn:aws:s3:::{bucket}/alb/AWSLogs/{account}/*"
+    enc = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert enc["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256", "ALB log delivery needs SSE-S3"
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert all(block.values())
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert [r["Expiration"]["Days"] for r in rules] == [stack.vars["load_balancers_access_logs_days"]]

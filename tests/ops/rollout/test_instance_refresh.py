@@ -161,3 +161,28 @@ def test_a_refresh_already_running_is_a_clear_error(refresh_module):
     req = refresh_module.build_request(ASG, "cinemo-edge-public", "3", OPTS)
     with stub, pytest.raises(refresh_module.RefreshError, match="already running.*cancel-instance-refresh"):
         refresh_module.start_refresh(client, req)
+
+
+def test_the_heartbeat_goes_on_while_the_refresh_runs(refresh_module):
+    """The deploy-in-progress alarm stays in ALARM only while beats arrive at
+    least once a minute: the module beats as it polls, at most every 50 s."""
+    client, stub = stubbed("autoscaling")
+    cloudwatch, cw_stub = stubbed("cloudwatch")
+    clock = FakeClock()
+    beat = {"Namespace": "Cinemo/Deploy", "MetricData": [{
+        "MetricName": "DeployInProgress", "Value": 1.0, "Unit": "Count",
+        "Dimensions": [{"Name": "environment", "Value": "edge"}]}]}
+    for _ in range(3):  # polls every 15 s for 120 s: beats at 0, 60 and 120 s
+        cw_stub.add_response("put_metric_data", {}, beat)
+    for _ in range(8):
+        expect_describe(stub, refresh("InProgress", 50))
+    expect_describe(stub, refresh("Successful", 100))
+    heartbeat = refresh_module._heartbeat(
+        cloudwatch, {"namespace": "Cinemo/Deploy", "metric": "DeployInProgress", "dimensions": {"environment": "edge"}},
+        clock=clock.clock)
+    with stub, cw_stub:
+        result = refresh_module.wait_for_refresh(client, ASG, REFRESH_ID, poll_interval=15, sleep=clock.sleep,
+                                                 clock=clock.clock, heartbeat=heartbeat)
+    assert result["status"] == "Successful"
+    stub.assert_no_pending_responses()
+    cw_stub.assert_no_pending_responses()

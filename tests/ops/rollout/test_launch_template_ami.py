@@ -1,5 +1,6 @@
-"""cinemo_launch_template_ami: one new version per AMI, based on what the
-group runs, never touching the group or the default version."""
+"""cinemo_launch_template_ami: one new version per AMI, built from the
+provisioned configuration (the template's default version), never touching
+the group or the default version."""
 
 import pytest
 
@@ -23,25 +24,29 @@ def test_group_template_reads_the_pinned_version(template_module):
         "LaunchTemplate": {"LaunchTemplateId": LT_ID, "LaunchTemplateName": "cinemo-stable-public", "Version": "4"}}]},
         {"AutoScalingGroupNames": ["cinemo-stable-public"]})
     with stub:
-        spec = template_module.group_template(asg, "cinemo-stable-public")
-    assert spec["Version"] == "4"
+        spec, group = template_module.group_template(asg, "cinemo-stable-public")
+    assert spec["Version"] == "4" and group["AutoScalingGroupName"] == "cinemo-stable-public"
 
 
-def test_new_version_from_the_groups_version(template_module):
+def test_new_version_from_the_provisioned_version_not_the_groups(template_module):
+    # The group runs 4 (an older configuration, t3.micro); provision.yml has since made 5
+    # (t3.small) the default. The new version takes 5's configuration with the new AMI.
     ec2, stub = stubbed("ec2")
-    stub.add_response("describe_launch_template_versions", version(4, "ami-old"),
+    stub.add_response("describe_launch_template_versions", version(4, "ami-old", "t3.micro"),
                       {"LaunchTemplateId": LT_ID, "Versions": ["4"]})
-    stub.add_response("describe_launch_template_versions", version(5, "ami-broken"),
+    stub.add_response("describe_launch_template_versions", version(5, "ami-old"),
+                      {"LaunchTemplateId": LT_ID, "Versions": ["$Default"]})
+    stub.add_response("describe_launch_template_versions", version(5, "ami-old"),
                       {"LaunchTemplateId": LT_ID, "Versions": ["$Latest"]})
     stub.add_response("create_launch_template_version",
                       {"LaunchTemplateVersion": {"VersionNumber": 6, "LaunchTemplateId": LT_ID}},
-                      {"LaunchTemplateId": LT_ID, "SourceVersion": "4", "VersionDescription": "release",
-                       "LaunchTemplateData": {"ImageId": "ami-new"}})
+                      {"LaunchTemplateId": LT_ID, "SourceVersion": "5", "VersionDescription": "release",
+                       "LaunchTemplateData": {"ImageId": "ami-new", "InstanceType": "t3.small"}})
     with stub:
-        name, tid, current, image, target, _ = template_module.plan_version(
+        name, tid, current, image, target, base, data = template_module.plan_version(
             ec2, {"LaunchTemplateId": LT_ID, "Version": "4"}, "ami-new")
-        assert (current, image, target) == ("4", "ami-old", None)
-        assert template_module.create_version(ec2, tid, current, "ami-new", "release") == "6"
+        assert (current, image, target, base) == ("4", "ami-old", None, "5")
+        assert template_module.create_version(ec2, tid, base, data, "ami-new", "release") == "6"
     stub.assert_no_pending_responses()
 
 
@@ -49,11 +54,36 @@ def test_retry_reuses_the_latest_version_with_that_ami(template_module):
     ec2, stub = stubbed("ec2")
     stub.add_response("describe_launch_template_versions", version(4, "ami-old"),
                       {"LaunchTemplateId": LT_ID, "Versions": ["4"]})
+    stub.add_response("describe_launch_template_versions", version(3, "ami-old"),
+                      {"LaunchTemplateId": LT_ID, "Versions": ["$Default"]})
     stub.add_response("describe_launch_template_versions", version(5, "ami-new"),
                       {"LaunchTemplateId": LT_ID, "Versions": ["$Latest"]})
     with stub:
-        *_, target, _ = template_module.plan_version(ec2, {"LaunchTemplateId": LT_ID, "Version": "4"}, "ami-new")
-    assert target == "5"
+        *_, target, base, _ = template_module.plan_version(ec2, {"LaunchTemplateId": LT_ID, "Version": "4"}, "ami-new")
+    assert (target, base) == ("5", "3")
+
+
+def test_the_running_version_is_kept_when_it_is_the_provisioned_one_with_the_ami(template_module):
+    ec2, stub = stubbed("ec2")
+    stub.add_response("describe_launch_template_versions", version(4, "ami-new"),
+                      {"LaunchTemplateId": LT_ID, "Versions": ["4"]})
+    stub.add_response("describe_launch_template_versions", version(3, "ami-old"),
+                      {"LaunchTemplateId": LT_ID, "Versions": ["$Default"]})
+    stub.add_response("describe_launch_template_versions", version(4, "ami-new"),
+                      {"LaunchTemplateId": LT_ID, "Versions": ["$Latest"]})
+    with stub:
+        *_, target, _, _ = template_module.plan_version(ec2, {"LaunchTemplateId": LT_ID, "Version": "4"}, "ami-new")
+    assert target == "4"
+
+
+def test_instances_launched_from_another_version_are_stale(template_module):
+    # provision.yml moved the group to version 5; the instance running then came from 4
+    group = {"Instances": [
+        {"InstanceId": "i-old", "LaunchTemplate": {"LaunchTemplateId": LT_ID, "Version": "4"}},
+        {"InstanceId": "i-new", "LaunchTemplate": {"LaunchTemplateId": LT_ID, "Version": "5"}},
+        {"InstanceId": "i-lc", "LaunchConfigurationName": "old"}]}
+    assert template_module.stale_instances(group, "5") == ["i-old", "i-lc"]
+    assert template_module.stale_instances({"Instances": []}, "5") == []
 
 
 def test_wrong_architecture_is_refused(template_module):

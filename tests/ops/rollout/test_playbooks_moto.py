@@ -40,7 +40,7 @@ def moto():
 
 def deploy_alarms(endpoint, env):
     cw = client("cloudwatch", endpoint, REGION)
-    for name in ("deploy-5xx", "deploy-unhealthy", "deploy-customer-failures"):
+    for name in ("deploy-5xx", "deploy-unhealthy", "deploy-customer-failures", "deploy-in-progress"):
         cw.put_metric_alarm(AlarmName=f"cinemo-{env}-{name}", Namespace="AWS/ApplicationELB",
                             MetricName="RequestCount", Statistic="Sum", Period=60, EvaluationPeriods=1,
                             Threshold=1.0, ComparisonOperator="GreaterThanThreshold")

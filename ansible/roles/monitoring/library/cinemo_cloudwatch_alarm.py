@@ -15,7 +15,7 @@ description:
   - The alarm is written only when a key given in O(spec) differs from what CloudWatch
     returns (actions and dimensions missing from O(spec) count as empty lists).
   - C(ActionsEnabled) is only compared when O(spec) sets it, so a re-run does not unmute an
-    alarm that a rollout muted on purpose.
+    alarm that someone muted on purpose (docs/runbook.md).
   - O(alarms) writes many alarms in one call (one module start instead of one per alarm).
 options:
   name: {type: str, description: Alarm name (or give O(alarms)).}

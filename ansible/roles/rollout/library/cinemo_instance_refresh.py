@@ -87,6 +87,12 @@ options:
   progress_file:
     description: File that progress lines are appended to while waiting.
     type: path
+  heartbeat:
+    description:
+      - While waiting, publish this metric (value 1) at most once a minute, as cinemo_deploy_heartbeat
+        does, so the deploy-in-progress alarm stays in ALARM for as long as this module waits.
+      - A dict with C(namespace), C(metric) and C(dimensions).
+    type: dict
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -227,13 +233,16 @@ def format_entry(name, entry):
 
 def wait_for_refresh(client, name, refresh_id, wait_timeout=3600, poll_interval=15,
                      timeout_action="rollback", sleep=time.sleep, clock=time.monotonic,
-                     report=None):
+                     report=None, heartbeat=None):
     """Poll until the refresh ends. Returns the result dict; raises RefreshError
-    for every ending but Successful (result attached)."""
+    for every ending but Successful (result attached). `heartbeat` is called
+    on every poll (it decides itself how often to publish)."""
     start = clock()
     history = []
     last_key = None
     while True:
+        if heartbeat:
+            heartbeat()
         refresh = describe_refresh(client, name, refresh_id)
         entry = _snapshot(refresh, clock() - start)
         key = (entry["status"], entry["percentage_complete"], entry["status_reason"])
@@ -285,6 +294,21 @@ def _on_timeout(client, name, action):
     return "left running (timeout_action=none): watch it with aws autoscaling describe-instance-refreshes"
 
 
+def _heartbeat(cloudwatch, spec, clock=time.monotonic, every=50):
+    """A callable that publishes spec's metric at most every `every` seconds."""
+    state = {"last": None}
+
+    def beat():
+        now = clock()
+        if state["last"] is None or now - state["last"] >= every:
+            cloudwatch.put_metric_data(Namespace=spec["namespace"], MetricData=[{
+                "MetricName": spec["metric"], "Value": 1.0, "Unit": "Count",
+                "Dimensions": [{"Name": k, "Value": str(v)} for k, v in sorted((spec.get("dimensions") or {}).items())]}])
+            state["last"] = now
+
+    return beat
+
+
 def main():  # pragma: no cover - exercised through ansible-playbook
     from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
@@ -309,6 +333,7 @@ def main():  # pragma: no cover - exercised through ansible-playbook
             poll_interval=dict(type="int", default=15),
             timeout_action=dict(type="str", default="rollback", choices=["rollback", "cancel", "none"]),
             progress_file=dict(type="path"),
+            heartbeat=dict(type="dict"),
         ),
         supports_check_mode=True,
     )
@@ -329,6 +354,9 @@ def main():  # pragma: no cover - exercised through ansible-playbook
             progress.flush()
 
     client = module.client("autoscaling")
+    heartbeat = None
+    if p["heartbeat"]:
+        heartbeat = _heartbeat(module.client("cloudwatch"), p["heartbeat"])
     try:
         refresh_id = start_refresh(client, request)
         report(f"{p['name']}: started instance refresh {refresh_id} to "
@@ -337,7 +365,8 @@ def main():  # pragma: no cover - exercised through ansible-playbook
             module.exit_json(changed=True, instance_refresh_id=refresh_id, status="Pending",
                              request=request, history=[], timed_out=False)
         result = wait_for_refresh(client, p["name"], refresh_id, p["wait_timeout"],
-                                  p["poll_interval"], p["timeout_action"], report=report)
+                                  p["poll_interval"], p["timeout_action"], report=report,
+                                  heartbeat=heartbeat)
     except RefreshError as e:
         module.fail_json(msg=str(e), request=request, **e.result)
     finally:
