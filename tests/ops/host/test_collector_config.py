@@ -87,7 +87,8 @@ def test_awsemf_namespace_dimensions_and_delta_counters(cfg):
 def test_metrics_go_to_cloudwatch_and_kinesis(cfg):
     assert set(cfg["service"]["pipelines"]["metrics"]["exporters"]) == {"awsemf", "awskinesis"}
     kin = cfg["exporters"]["awskinesis"]
-    assert kin["aws"]["stream_name"] == "cinemo-metrics"
+    # The stream of this environment (names.yml: kinesis_stream_names.metrics).
+    assert kin["aws"]["stream_name"] == "cinemo-${env:CINEMO_ENV}-metrics"
     assert kin["encoding"]["name"] == "otlp_proto"
     assert kin["max_records_per_batch"] <= 500
 

@@ -54,7 +54,7 @@ def test_the_collector_may_describe_its_stream_and_send_traces(rendered):
     sends segments. Both were missing once."""
     acts = allowed(rendered["tier_internal"])
     (describe,) = acts["kinesis:DescribeStream"]
-    assert describe["Resource"] == "arn:aws:kinesis:eu-central-1:123456789012:stream/cinemo-metrics"
+    assert describe["Resource"] == "arn:aws:kinesis:eu-central-1:123456789012:stream/cinemo-edge-metrics"
     (xray,) = acts["xray:PutTraceSegments"]
     assert xray["Resource"] == "*", "X-Ray segments take no resource ARN"
 
