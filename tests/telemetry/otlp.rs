@@ -398,7 +398,8 @@ async fn the_internal_tier_only_follows_traces_the_public_tier_started() {
         ]
     };
     // The internal tier would sample every trace it started; it must start
-    // none, even though the public tier no longer tells it "not sampled".
+    // none, although the public tier sends no "not sampled" header for an
+    // unsampled trace it started itself.
     let (mut internal, mut public) = both_tiers(&otlp("1.0"), &otlp("0")).await;
     let http = reqwest::Client::new();
     let (status, id) = create(&http, public.url(), None).await;
