@@ -11,7 +11,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::http::batch::BatchLimits;
-use crate::http::{common, guards, internal, openapi, public, rate_limit};
+use crate::http::{common, guards, internal, openapi, public, rate_limit, telemetry};
 use crate::internal_client::InternalClientConfig;
 use crate::notify;
 use crate::settings::{HttpSettings, Mode, Settings};
@@ -19,7 +19,6 @@ use crate::storage::{self, Store};
 use crate::telemetry::Diagnostics;
 use crate::telemetry::kinesis_sink::KinesisSink;
 use crate::telemetry::names::{APP_ID_INTERNAL, APP_ID_PUBLIC};
-use crate::telemetry::otel;
 
 pub struct Application {
     settings: Settings,
@@ -175,7 +174,9 @@ impl Application {
                     .app_data(guards)
                     .wrap(actix_web::middleware::from_fn(guards::check))
                     // Outermost: every answer, guards' 408/414 included, is measured.
-                    .wrap(actix_web::middleware::from_fn(otel::follower_telemetry))
+                    .wrap(actix_web::middleware::from_fn(
+                        telemetry::follower_telemetry,
+                    ))
                     .app_data(state.clone())
                     .app_data(web::PayloadConfig::new(max_body))
                     .configure(|cfg| internal::routes(cfg, &batch))
@@ -242,7 +243,7 @@ impl Application {
                         actix_web::middleware::from_fn(rate_limit::check),
                     ))
                     // Outermost: every answer, 429s included, is measured.
-                    .wrap(actix_web::middleware::from_fn(otel::request_telemetry))
+                    .wrap(actix_web::middleware::from_fn(telemetry::request_telemetry))
                     .app_data(web::Data::new(public::PublicState {
                         internal,
                         diagnostics: diagnostics.clone(),

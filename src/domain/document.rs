@@ -3,7 +3,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::DocId;
+use super::doc_id::DocId;
 
 /// A stored document: a JSON object kept as compact JSON text exactly as the
 /// client wrote it (key order, number spelling such as `1.0` or integers

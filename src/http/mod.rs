@@ -9,6 +9,7 @@ pub mod internal;
 pub mod openapi;
 pub mod public;
 pub mod rate_limit;
+pub mod telemetry;
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;

@@ -8,12 +8,12 @@ use serde_json::value::RawValue;
 
 use super::batch::{self, BatchLimits, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, ListQuery};
 use super::{ApiError, json, text};
+use crate::domain::clock::now_ms;
 use crate::domain::{CustomerName, DocId, IdempotencyKey, TraceToken, fingerprint};
 use crate::internal_client::{InternalClient, InternalError};
 use crate::telemetry::Diagnostics;
-use crate::telemetry::diagnostics::now_ms;
 use crate::telemetry::names::{self, TRACE_HEADER};
-use crate::telemetry::otel;
+use crate::telemetry::trace_context;
 
 pub struct PublicState {
     pub internal: InternalClient,
@@ -53,7 +53,7 @@ fn trace_of(req: &HttpRequest) -> Option<TraceToken> {
         if !req.headers().contains_key(names::TRACEPARENT_HEADER) {
             return None;
         }
-        return otel::traceparent_trace_id(req.headers()).and_then(|id| TraceToken::parse(&id));
+        return trace_context::trace_id_hex(req.headers()).and_then(|id| TraceToken::parse(&id));
     };
     let token = raw.to_str().ok().and_then(TraceToken::parse);
     if token.is_none() {

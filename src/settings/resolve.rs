@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use anyhow::{Context, bail, ensure};
 
-use super::{Mode, Settings, StorageType};
+use super::model::{Mode, Settings, StorageType};
 
 pub(super) fn resolve(s: &mut Settings, vars: &HashMap<String, String>) -> anyhow::Result<()> {
     resolve_listeners(s);

@@ -158,13 +158,6 @@ fn stored_rows(rows: Vec<(String, String)>) -> Result<Vec<(DocId, Document)>, St
         .collect()
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
 /// Opens the configured backend, runs its migrations, and wraps it so every
 /// operation has the configured deadline.
 pub async fn open(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {

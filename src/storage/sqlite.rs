@@ -11,9 +11,8 @@ use sqlx::sqlite::{
 };
 use thread_local::ThreadLocal;
 
-use super::{
-    BatchOutcome, Store, StoreError, ids_to_json, now_ms, replay_or_conflict, stored_rows,
-};
+use super::{BatchOutcome, Store, StoreError, ids_to_json, replay_or_conflict, stored_rows};
+use crate::domain::clock::now_ms;
 use crate::domain::{DocId, Document, IdempotencyKey};
 use crate::settings::StorageSettings;
 

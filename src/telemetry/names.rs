@@ -22,7 +22,7 @@ pub const TRACEPARENT_HEADER: &str = "traceparent";
 /// OpenTelemetry instrumentation scope of every instrument and span.
 pub const METER_NAME: &str = "cinemo";
 
-/// OpenTelemetry instruments (INTERFACES.md "Metric names"). The collector's
+/// OpenTelemetry instruments (docs/interfaces.md, "Kinesis streams and metrics"). The collector's
 /// `awsemf` exporter selects them by these names: alarms depend on them.
 pub const METRIC_CUSTOMER_CREATE: &str = "cinemo.customer.create";
 pub const METRIC_CUSTOMER_READ: &str = "cinemo.customer.read";
