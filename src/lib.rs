@@ -5,6 +5,7 @@ pub mod build_info;
 pub mod cli;
 pub mod domain;
 pub mod http;
+pub mod internal_api;
 pub mod internal_client;
 pub mod notify;
 pub mod settings;

@@ -213,8 +213,11 @@ impl Application {
                 Some((addr, _)) if mode == Mode::All => format!("http://{addr}"),
                 _ => settings.public.internal_url.clone(),
             };
-            let client = InternalClientConfig::new(&settings.public, &internal_url)?
-                .with_batch_timeout(Duration::from_millis(settings.batch.internal_timeout_ms));
+            let client = InternalClientConfig::new(
+                &settings.public,
+                &internal_url,
+                Duration::from_millis(settings.batch.internal_timeout_ms),
+            )?;
             let batch = BatchLimits::new(&settings.batch);
             let listener = bind(
                 settings.public.listen.context("public.listen unresolved")?,

@@ -4,7 +4,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
+use super::response::{json, options, text};
 use crate::build_info;
+use crate::internal_api::LIVE;
 use crate::settings::Mode;
 
 #[derive(Serialize)]
@@ -25,24 +27,24 @@ pub fn routes(cfg: &mut web::ServiceConfig, mode: Mode) {
         mode: mode.as_str(),
     };
     let version = serde_json::to_string(&version).unwrap_or_default();
-    cfg.route("/api/health/live", web::get().to(live))
-        .route("/api/health/live", super::options("GET,HEAD"))
+    cfg.route(LIVE, web::get().to(live))
+        .route(LIVE, options("GET,HEAD"))
         .route(
             "/api/version",
             web::get().to(move || {
                 let body = version.clone();
-                async move { super::json(StatusCode::OK, body) }
+                async move { json(StatusCode::OK, body) }
             }),
         )
-        .route("/api/version", super::options("GET,HEAD"));
+        .route("/api/version", options("GET,HEAD"));
 }
 
 /// Liveness: answers as long as the process serves, touching nothing else.
 async fn live() -> HttpResponse {
-    super::text(StatusCode::OK, "OK")
+    text(StatusCode::OK, "OK")
 }
 
 /// Unknown routes: a short text instead of an empty body.
 pub async fn not_found() -> HttpResponse {
-    super::text(StatusCode::NOT_FOUND, "not found")
+    text(StatusCode::NOT_FOUND, "not found")
 }

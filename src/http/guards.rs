@@ -17,7 +17,7 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use futures_util::StreamExt;
 
-use super::text;
+use super::response::text;
 use crate::settings::HttpSettings;
 
 #[derive(Clone, Copy, Debug)]

@@ -3,21 +3,23 @@
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Serialize;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 use serde_json::value::RawValue;
 
-use super::batch::{
-    self, BatchLimits, IDEMPOTENCY_FINGERPRINT, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, ListQuery,
-};
-use super::{ApiError, json, text};
+use super::batch::{self, BatchLimits};
+use super::error::ApiError;
+use super::list::ListQuery;
+use super::response::{json, options, text};
 use crate::domain::{
     DocId, Document, DocumentError, IdempotencyKey, TraceToken, fingerprint, is_fingerprint,
 };
-use crate::storage::{BatchOutcome, Store, StoreError};
+use crate::internal_api::{
+    self as api, Failure, IDEMPOTENCY_FINGERPRINT, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED,
+    TRACE_HEADER,
+};
+use crate::storage::{BatchOutcome, LIST_MAX, Store, StoreError};
 use crate::telemetry::Diagnostics;
-use crate::telemetry::names::TRACE_HEADER;
 
 pub struct InternalState {
     pub store: Arc<dyn Store>,
@@ -28,7 +30,7 @@ pub struct InternalState {
 /// own body size limit, the other routes keep the app-wide one.
 pub fn routes(cfg: &mut web::ServiceConfig, limits: &BatchLimits) {
     cfg.service(
-        web::resource("/api/cache/batch")
+        web::resource(api::CACHE_BATCH)
             .app_data(web::PayloadConfig::new(limits.max_body_bytes))
             .app_data(web::Data::new(limits.clone()))
             .route(web::post().to(create_batch))
@@ -36,16 +38,16 @@ pub fn routes(cfg: &mut web::ServiceConfig, limits: &BatchLimits) {
             // the old service gave, not a 405 from this resource.
             .route(web::get().to(read))
             .route(web::delete().to(delete))
-            .route(super::options("POST,GET,HEAD,DELETE")),
+            .route(options("POST,GET,HEAD,DELETE")),
     )
-    .route("/api/health", web::get().to(health))
-    .route("/api/health", super::options("GET,HEAD"))
-    .route("/api/cache", web::post().to(create))
-    .route("/api/cache", web::get().to(list))
-    .route("/api/cache", super::options("POST,GET,HEAD"))
-    .route("/api/cache/{id}", web::get().to(read))
-    .route("/api/cache/{id}", web::delete().to(delete))
-    .route("/api/cache/{id}", super::options("GET,HEAD,DELETE"));
+    .route(api::HEALTH, web::get().to(health))
+    .route(api::HEALTH, options("GET,HEAD"))
+    .route(api::CACHE, web::post().to(create))
+    .route(api::CACHE, web::get().to(list))
+    .route(api::CACHE, options("POST,GET,HEAD"))
+    .route(api::CACHE_ITEM, web::get().to(read))
+    .route(api::CACHE_ITEM, web::delete().to(delete))
+    .route(api::CACHE_ITEM, options("GET,HEAD,DELETE"));
 }
 
 fn trace_of(req: &HttpRequest) -> Option<TraceToken> {
@@ -55,22 +57,18 @@ fn trace_of(req: &HttpRequest) -> Option<TraceToken> {
         .and_then(TraceToken::parse)
 }
 
-/// The old service's text for every storage outage, kept for clients that
-/// match on it; the logs name the real backend and cause.
-const STORAGE_DOWN: ApiError = ApiError::new(StatusCode::GATEWAY_TIMEOUT, "MongoDB not connected");
-
 fn storage_error(state: &InternalState, trace: Option<&TraceToken>, e: StoreError) -> ApiError {
     state
         .diagnostics
         .log(trace, format_args!("storage failed: {e}"));
     match e {
+        // The old service's text for every storage outage, kept for
+        // clients that match on it; the logs name the real backend and cause.
         StoreError::Unavailable(cause) => {
             tracing::warn!(backend = state.store.backend(), %cause, "storage unavailable");
-            STORAGE_DOWN
+            ApiError::failure(Failure::StorageUnavailable)
         }
-        StoreError::IdempotencyConflict => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, batch::KEY_REUSED)
-        }
+        StoreError::IdempotencyConflict => ApiError::failure(Failure::KeyReused),
         rejected @ StoreError::Rejected(_) => {
             ApiError::with_text(StatusCode::BAD_REQUEST, rejected.to_string())
         }
@@ -88,18 +86,15 @@ pub(crate) async fn health(state: web::Data<InternalState>) -> HttpResponse {
         Ok(()) => text(StatusCode::OK, "Healthy"),
         Err(e) => {
             tracing::warn!(backend = state.store.backend(), error = %e, "readiness check failed");
-            text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Unhealthy: storage unreachable",
-            )
+            ApiError::failure(Failure::Unavailable).error_response()
         }
     }
 }
 
 #[utoipa::path(get, path = "/api/cache/{id}", tag = "cache",
-    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$", description = "The document id: 24 hexadecimal digits"), super::openapi::Trace),
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$", description = "The document id: 24 hexadecimal digits"), super::schemas::Trace),
     responses(
-        (status = 200, description = "The stored document with its `_id` first", body = super::openapi::StoredDocument, content_type = "application/json"),
+        (status = 200, description = "The stored document with its `_id` first", body = super::schemas::StoredDocument, content_type = "application/json"),
         (status = 400, description = "`malformed cacheId`", body = String, content_type = "text/plain"),
         (status = 404, description = "`cacheId not found`", body = String, content_type = "text/plain"),
         (status = 414, description = "`URI too long`", body = String, content_type = "text/plain"),
@@ -128,23 +123,17 @@ pub(crate) async fn read(
             state
                 .diagnostics
                 .log(trace.as_ref(), format_args!("read {id}: not found"));
-            Err(ApiError::not_found("cacheId not found"))
+            Err(ApiError::failure(Failure::NotFound))
         }
         Err(e) => Err(storage_error(&state, trace.as_ref(), e)),
     }
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct Created<'a> {
-    #[schema(pattern = "^[0-9a-f]{24}$")]
-    id: &'a str,
-}
-
 #[utoipa::path(post, path = "/api/cache", tag = "cache",
-    params(super::openapi::Trace),
-    request_body(content = super::openapi::NewDocument, content_type = "application/json"),
+    params(super::schemas::Trace),
+    request_body(content = super::schemas::NewDocument, content_type = "application/json"),
     responses(
-        (status = 200, description = "Stored", body = Created<'static>, content_type = "application/json",
+        (status = 200, description = "Stored", body = api::Created<'static>, content_type = "application/json",
             links(("read" = (operation_id = "read", parameters(("id" = "$response.body#/id")), description = "The document just stored")))
         ),
         (status = 400, description = "`missing body` (not one JSON object), `_id is assigned by the server`, or on MongoDB `document cannot be stored: <reason>` (a NUL in a key, a number beyond a double, a lone UTF-16 surrogate, nesting beyond 100 levels)", body = String, content_type = "text/plain"),
@@ -176,8 +165,10 @@ pub(crate) async fn create(
     state
         .diagnostics
         .log(trace.as_ref(), format_args!("stored {id}"));
-    let body =
-        serde_json::to_string(&Created { id: id.as_str() }).map_err(|e| ApiError::internal(&e))?;
+    let created = api::Created {
+        id: id.as_str().into(),
+    };
+    let body = serde_json::to_string(&created).map_err(|e| ApiError::internal(&e))?;
     Ok(json(StatusCode::OK, body))
 }
 
@@ -205,11 +196,6 @@ fn parse_batch(body: &[u8], max_items: usize) -> Result<Vec<(DocId, Document)>, 
             Ok((DocId::generate(), doc))
         })
         .collect()
-}
-
-#[derive(Serialize)]
-struct BatchCreated<'a> {
-    ids: Vec<&'a str>,
 }
 
 /// A JSON array of objects, stored all together or not at all.
@@ -266,8 +252,8 @@ async fn create_batch(
             if replayed { "replayed" } else { "stored" }
         ),
     );
-    let body = serde_json::to_string(&BatchCreated {
-        ids: outcome.ids().iter().map(DocId::as_str).collect(),
+    let body = serde_json::to_string(&api::BatchCreated {
+        ids: outcome.ids().iter().map(|id| id.as_str().into()).collect(),
     })
     .map_err(|e| ApiError::internal(&e))?;
     let mut response = json(StatusCode::OK, body);
@@ -283,7 +269,7 @@ async fn create_batch(
 /// `{"items": [...], "next": "<id>" | null}`, in id order.
 async fn list(req: HttpRequest, state: web::Data<InternalState>) -> Result<HttpResponse, ApiError> {
     let trace = trace_of(&req);
-    let query = ListQuery::parse(req.query_string())?;
+    let query = ListQuery::parse(req.query_string(), LIST_MAX)?;
     // One more than asked tells whether another page exists, so the last
     // page says `next: null` instead of sending the client to an empty one.
     let mut page = state
@@ -333,7 +319,7 @@ async fn delete(
                 .log(trace.as_ref(), format_args!("deleted {id}"));
             Ok(HttpResponse::NoContent().finish())
         }
-        Ok(false) => Err(ApiError::not_found("cacheId not found")),
+        Ok(false) => Err(ApiError::failure(Failure::NotFound)),
         Err(e) => Err(storage_error(&state, trace.as_ref(), e)),
     }
 }

@@ -5,51 +5,21 @@
 //! so a status code or body a route can return and the document does not
 //! list is a failing build.
 
-use std::collections::HashMap;
-
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::OpenApi;
 
-use super::{internal, public};
+use super::internal;
+use super::public::customers;
+use super::response::{json, options};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tier {
     Public,
     Internal,
 }
-
-/// A customer as the public tier returns it: the stored document.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct StoredCustomer {
-    #[serde(rename = "_id")]
-    #[schema(pattern = "^[0-9a-f]{24}$")]
-    id: String,
-    name: Option<String>,
-    /// Milliseconds since the Unix epoch.
-    #[serde(rename = "dateCreated")]
-    date_created: Option<i64>,
-}
-
-/// Any stored JSON object, with the `_id` the internal tier assigned.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct StoredDocument {
-    #[serde(rename = "_id")]
-    #[schema(pattern = "^[0-9a-f]{24}$")]
-    id: String,
-}
-
-/// Any JSON object without a top-level `_id`.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct NewDocument(HashMap<String, serde_json::Value>);
-
-/// The optional trace token (printable ASCII, at most 128 characters); an
-/// invalid one is ignored, never an error.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Header, names("X-Trace"))]
-pub struct Trace(#[allow(dead_code)] Option<String>);
 
 /// `GET /api/health/live` (served by `common::routes`).
 #[utoipa::path(get, path = "/api/health/live", tag = "health",
@@ -79,7 +49,7 @@ fn version() {}
         title = "cinemo public API",
         description = "Customers API of the public tier. Errors are short `text/plain` texts."
     ),
-    paths(public::create, public::read, public::health, live, version)
+    paths(customers::create, customers::read, customers::health, live, version)
 )]
 struct PublicApi;
 
@@ -140,21 +110,21 @@ pub fn routes(cfg: &mut web::ServiceConfig, tier: Tier) {
         "/api/openapi.json",
         web::get().to(move || {
             let body = doc.clone();
-            async move { super::json(StatusCode::OK, body) }
+            async move { json(StatusCode::OK, body) }
         }),
     );
-    cfg.route("/api/openapi.json", super::options("GET,HEAD"));
+    cfg.route("/api/openapi.json", options("GET,HEAD"));
     let (_, _, index) = ASSETS[0];
     cfg.route(
         "/api/docs",
         web::get().to(move || async move { static_response("text/html; charset=utf-8", index) }),
     );
-    cfg.route("/api/docs", super::options("GET,HEAD"));
+    cfg.route("/api/docs", options("GET,HEAD"));
     for (path, content_type, body) in ASSETS {
         cfg.route(
             path,
             web::get().to(move || async move { static_response(content_type, body) }),
         );
-        cfg.route(path, super::options("GET,HEAD"));
+        cfg.route(path, options("GET,HEAD"));
     }
 }

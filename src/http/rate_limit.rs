@@ -26,7 +26,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 
-use super::TEXT;
+use super::response::TEXT;
 use crate::settings::PublicSettings;
 
 pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
