@@ -28,6 +28,7 @@ use rustls::{
 };
 
 use crate::settings::{ClientTlsSettings, ListenerTlsSettings, ServerTlsSettings};
+use crate::telemetry::names::LOG_TLS_RELOAD_FAILED;
 
 /// rustls needs one process-wide crypto provider; several crates enable
 /// different ones, so pick explicitly. Called once by each command before
@@ -83,7 +84,7 @@ impl Reloader {
             Err(e) => tracing::error!(
                 endpoint = self.what,
                 error = format!("{e:#}"),
-                "TLS reload failed; keeping the previous certificates"
+                "{LOG_TLS_RELOAD_FAILED}"
             ),
         }
     }

@@ -138,7 +138,8 @@ mod tests {
         let settings = PublicSettings {
             internal_timeout_ms: 1_234,
             ..PublicSettings::default()
-        };
+        }
+        .listening_on("127.0.0.1:8080".parse().unwrap());
         let config =
             InternalClientConfig::new(&settings, "http://127.0.0.1:8081", Duration::from_secs(90))
                 .unwrap();
@@ -148,7 +149,7 @@ mod tests {
 
     #[test]
     fn a_url_the_client_cannot_use_is_refused_with_the_reason() {
-        let settings = PublicSettings::default();
+        let settings = PublicSettings::default().listening_on("127.0.0.1:8080".parse().unwrap());
         let refused = |url: &str| {
             let e = InternalClientConfig::new(&settings, url, Duration::from_secs(1))
                 .err()

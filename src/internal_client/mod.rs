@@ -361,7 +361,7 @@ mod tests {
 
     fn client() -> InternalClient {
         InternalClientConfig::new(
-            &PublicSettings::default(),
+            &PublicSettings::default().listening_on("127.0.0.1:8080".parse().unwrap()),
             "http://127.0.0.1:8081",
             Duration::from_secs(1),
         )

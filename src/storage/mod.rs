@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{DocId, Document, IdempotencyKey};
-use crate::settings::{Settings, StorageType};
+use crate::settings::Storage;
 
 pub use timed::Timed;
 
@@ -160,17 +160,16 @@ fn stored_rows(rows: Vec<(String, String)>) -> Result<Vec<(DocId, Document)>, St
 
 /// Opens the configured backend, runs its migrations, and wraps it so every
 /// operation has the configured deadline.
-pub async fn open(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
-    let storage = &settings.storage;
-    let url = storage.url.as_deref().unwrap_or_default();
-    let inner: Arc<dyn Store> = match storage.kind.unwrap_or(StorageType::Sqlite) {
-        StorageType::Sqlite => Arc::new(sqlite::SqliteStore::open(url, storage).await?),
-        StorageType::Postgres => Arc::new(postgres::PostgresStore::open(url, storage).await?),
-        StorageType::Mongodb => Arc::new(mongo::MongoStore::open(url, storage).await?),
+pub async fn open(storage: &Storage) -> anyhow::Result<Arc<dyn Store>> {
+    let inner: Arc<dyn Store> = match storage {
+        Storage::Sqlite(s) => Arc::new(sqlite::SqliteStore::open(&s.url, &s.limits).await?),
+        Storage::Postgres(s) => Arc::new(postgres::PostgresStore::open(&s.url, &s.limits).await?),
+        Storage::Mongodb(m) => Arc::new(mongo::MongoStore::open(m).await?),
     };
+    let limits = storage.limits();
     Ok(Arc::new(Timed::new(
         inner,
-        Duration::from_millis(storage.timeout_ms),
-        Duration::from_millis(storage.batch_timeout_ms),
+        Duration::from_millis(limits.timeout_ms),
+        Duration::from_millis(limits.batch_timeout_ms),
     )))
 }

@@ -18,7 +18,7 @@ use mongodb::{Client, Collection};
 
 use super::{BatchOutcome, Store, StoreError};
 use crate::domain::{DocId, Document, IdempotencyKey};
-use crate::settings::{StorageSettings, redact_url};
+use crate::settings::{MongoStorage, redact_url};
 
 pub struct MongoStore {
     client: Client,
@@ -30,7 +30,8 @@ pub struct MongoStore {
 }
 
 impl MongoStore {
-    pub async fn open(url: &str, settings: &StorageSettings) -> anyhow::Result<Self> {
+    pub async fn open(settings: &MongoStorage) -> anyhow::Result<Self> {
+        let url = &settings.url;
         let shown = redact_url(url);
         let mut options = ClientOptions::parse(url).await.with_context(|| {
             format!("storage.url {shown} is not a valid MongoDB connection string")
@@ -38,12 +39,12 @@ impl MongoStore {
         // Bounded waits everywhere, so an outage is a quick 504 and never a
         // hang. The connection string may set its own; config wins only
         // where the string is silent.
-        let connect = Duration::from_millis(settings.connect_timeout_ms);
+        let connect = Duration::from_millis(settings.limits.connect_timeout_ms);
         options.server_selection_timeout.get_or_insert(connect);
         options.connect_timeout.get_or_insert(connect);
         options
             .max_pool_size
-            .get_or_insert(settings.max_connections);
+            .get_or_insert(settings.limits.max_connections);
         options.app_name.get_or_insert_with(|| "cinemo".into());
         let client = Client::with_options(options).context("building the MongoDB client")?;
         let db = client.database(&settings.database);

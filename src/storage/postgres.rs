@@ -9,7 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Post
 
 use super::{BatchOutcome, Store, StoreError, ids_to_json, replay_or_conflict, stored_rows};
 use crate::domain::{DocId, Document, IdempotencyKey};
-use crate::settings::{StorageSettings, redact_url};
+use crate::settings::{StoreLimits, redact_url};
 
 /// PostgreSQL (RDS/Aurora or any server >= 12) through a sqlx pool.
 pub struct PostgresStore {
@@ -17,7 +17,7 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    pub async fn open(url: &str, settings: &StorageSettings) -> anyhow::Result<Self> {
+    pub async fn open(url: &str, settings: &StoreLimits) -> anyhow::Result<Self> {
         let shown = redact_url(url);
         let options = PgConnectOptions::from_str(url)
             .with_context(|| format!("storage.url {shown} is not a valid PostgreSQL URL"))?

@@ -14,7 +14,7 @@ use thread_local::ThreadLocal;
 use super::{BatchOutcome, Store, StoreError, ids_to_json, replay_or_conflict, stored_rows};
 use crate::domain::clock::now_ms;
 use crate::domain::{DocId, Document, IdempotencyKey};
-use crate::settings::StorageSettings;
+use crate::settings::StoreLimits;
 
 /// The embedded default: one SQLite file in WAL mode.
 ///
@@ -92,7 +92,7 @@ fn classify_read(e: rusqlite::Error) -> StoreError {
 }
 
 impl SqliteStore {
-    pub async fn open(url: &str, settings: &StorageSettings) -> anyhow::Result<Self> {
+    pub async fn open(url: &str, settings: &StoreLimits) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .with_context(|| format!("storage.url {url:?} is not a valid SQLite URL"))?
             .create_if_missing(true)

@@ -51,10 +51,7 @@ impl KinesisSink {
     /// on a thread of its own (a single-threaded runtime at a lower CPU
     /// priority, see `super::priority::lower_thread_priority`).
     pub async fn start(settings: &KinesisSettings) -> anyhow::Result<Self> {
-        let stream = settings
-            .stream_name
-            .clone()
-            .context("kinesis is enabled but kinesis.stream_name is not set")?;
+        let stream = settings.stream_name.clone();
         let client = client(settings).await;
         let tuning = Tuning {
             stream,
@@ -88,7 +85,7 @@ impl KinesisSink {
             .context("starting the Kinesis sink thread")?;
         tracing::info!(
             target: "cinemo::kinesis",
-            stream = %settings.stream_name.as_deref().unwrap_or_default(),
+            stream = %settings.stream_name,
             capacity = settings.buffer_capacity,
             "kinesis sink started"
         );

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::telemetry::names::LOG_KINESIS_WRITE_FAILED;
 use crate::telemetry::otel::instruments;
 
 /// PutRecords limits (AWS API reference).
@@ -35,7 +36,7 @@ impl SinkStats {
         // Logged on change only: an outage retried every few seconds must
         // not flood the journal.
         if last.as_deref() != Some(text.as_str()) {
-            tracing::warn!(target: "cinemo::kinesis", error = %text, "kinesis write failed");
+            tracing::warn!(target: "cinemo::kinesis", error = %text, "{LOG_KINESIS_WRITE_FAILED}");
             *last = Some(text);
         }
     }
