@@ -21,6 +21,9 @@ mod batch;
 #[path = "storage/outage.rs"]
 mod outage;
 
+#[path = "storage/sqlite_locks.rs"]
+mod sqlite_locks;
+
 use harness::Db;
 
 /// The suites start servers and push 50,000-item batches; on a 2-core box
@@ -109,4 +112,13 @@ async fn batches_beyond_the_cap_get_429() {
     db.start().await;
     assert_eq!(answers[0], (429, Some(b"7".to_vec())), "{answers:?}");
     assert_eq!(answers[1].0, 504, "{answers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_locked_sqlite_file_never_holds_a_server_thread() {
+    let _one_at_a_time = SERIAL.lock().await;
+    let Some(db) = Db::sqlite().await else {
+        return;
+    };
+    sqlite_locks::run(&db).await;
 }

@@ -4,6 +4,7 @@
 
 mod mongo;
 mod postgres;
+mod sql;
 mod sqlite;
 mod timed;
 
@@ -99,63 +100,6 @@ pub trait Store: Send + Sync + 'static {
 
     /// Closes connections; called once at shutdown, after HTTP has drained.
     async fn close(&self);
-}
-
-/// The ids of a stored batch as the JSON array text kept with its
-/// idempotency key (SQL backends).
-fn ids_to_json(ids: &[DocId]) -> String {
-    let mut out = String::with_capacity(ids.len() * 27 + 2);
-    out.push('[');
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push('"');
-        out.push_str(id.as_str());
-        out.push('"');
-    }
-    out.push(']');
-    out
-}
-
-fn ids_from_json(text: &str) -> Result<Vec<DocId>, StoreError> {
-    let raw: Vec<String> = serde_json::from_str(text).map_err(|e| {
-        StoreError::Other(anyhow::anyhow!(
-            "stored idempotency ids are not a JSON array: {e}"
-        ))
-    })?;
-    raw.iter()
-        .map(|s| {
-            DocId::parse(s).ok_or_else(|| {
-                StoreError::Other(anyhow::anyhow!("stored idempotency id {s:?} is malformed"))
-            })
-        })
-        .collect()
-}
-
-/// A key found in the store: the same payload replays, another conflicts.
-fn replay_or_conflict(
-    key: &IdempotencyKey,
-    stored_fingerprint: &str,
-    stored_ids: &str,
-) -> Result<BatchOutcome, StoreError> {
-    if stored_fingerprint == key.fingerprint() {
-        Ok(BatchOutcome::Replayed(ids_from_json(stored_ids)?))
-    } else {
-        Err(StoreError::IdempotencyConflict)
-    }
-}
-
-/// `(id, body)` rows read back from an SQL table.
-fn stored_rows(rows: Vec<(String, String)>) -> Result<Vec<(DocId, Document)>, StoreError> {
-    rows.into_iter()
-        .map(|(id, body)| {
-            let id = DocId::parse(&id).ok_or_else(|| {
-                StoreError::Other(anyhow::anyhow!("stored id {id:?} is malformed"))
-            })?;
-            Ok((id, Document::from_stored(body)))
-        })
-        .collect()
 }
 
 /// Opens the configured backend, runs its migrations, and wraps it so every

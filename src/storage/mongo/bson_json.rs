@@ -155,7 +155,7 @@ pub fn to_bson(id: &DocId, document: &Document) -> Result<bson::Document, StoreE
 pub fn to_document(stored: &bson::Document) -> Result<Document, StoreError> {
     let mut out = String::with_capacity(128);
     write_doc(&mut out, stored, true);
-    Ok(Document::from_stored(out))
+    Document::from_stored(out).map_err(|e| StoreError::Other(anyhow::anyhow!("{e}")))
 }
 
 fn write_doc(out: &mut String, d: &bson::Document, skip_id: bool) {
