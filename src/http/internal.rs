@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 use serde_json::value::RawValue;
@@ -10,7 +10,9 @@ use serde_json::value::RawValue;
 use super::batch::{self, BatchLimits};
 use super::error::ApiError;
 use super::list::ListQuery;
-use super::response::{json, options, text};
+use super::response::{json, text};
+use super::routes::Routes;
+use super::schemas;
 use crate::domain::{
     DocId, Document, DocumentError, IdempotencyKey, TraceToken, fingerprint, is_fingerprint,
 };
@@ -28,26 +30,29 @@ pub struct InternalState {
 
 /// `limits` is shared by every worker of the tier; the batch route gets its
 /// own body size limit, the other routes keep the app-wide one.
-pub fn routes(cfg: &mut web::ServiceConfig, limits: &BatchLimits) {
-    cfg.service(
-        web::resource(api::CACHE_BATCH)
-            .app_data(web::PayloadConfig::new(limits.max_body_bytes))
-            .app_data(web::Data::new(limits.clone()))
-            .route(web::post().to(create_batch))
+pub fn routes(routes: &mut Routes, limits: &BatchLimits) {
+    routes
+        .resource(
+            api::CACHE_BATCH,
             // As an id, "batch" is malformed: GET and DELETE answer the 400
             // the old service gave, not a 405 from this resource.
-            .route(web::get().to(read))
-            .route(web::delete().to(delete))
-            .route(options("POST,GET,HEAD,DELETE")),
-    )
-    .route(api::HEALTH, web::get().to(health))
-    .route(api::HEALTH, options("GET,HEAD"))
-    .route(api::CACHE, web::post().to(create))
-    .route(api::CACHE, web::get().to(list))
-    .route(api::CACHE, options("POST,GET,HEAD"))
-    .route(api::CACHE_ITEM, web::get().to(read))
-    .route(api::CACHE_ITEM, web::delete().to(delete))
-    .route(api::CACHE_ITEM, options("GET,HEAD,DELETE"));
+            &[
+                (Method::POST, api::CACHE_BATCH),
+                (Method::GET, api::CACHE_ITEM),
+                (Method::DELETE, api::CACHE_ITEM),
+            ],
+            web::resource(api::CACHE_BATCH)
+                .app_data(web::PayloadConfig::new(limits.max_body_bytes))
+                .app_data(web::Data::new(limits.clone()))
+                .route(web::post().to(create_batch))
+                .route(web::get().to(read))
+                .route(web::delete().to(delete)),
+        )
+        .add(Method::GET, api::HEALTH, health)
+        .add(Method::POST, api::CACHE, create)
+        .add(Method::GET, api::CACHE, list)
+        .add(Method::GET, api::CACHE_ITEM, read)
+        .add(Method::DELETE, api::CACHE_ITEM, delete);
 }
 
 fn trace_of(req: &HttpRequest) -> Option<TraceToken> {
@@ -92,9 +97,9 @@ pub(crate) async fn health(state: web::Data<InternalState>) -> HttpResponse {
 }
 
 #[utoipa::path(get, path = "/api/cache/{id}", tag = "cache",
-    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$", description = "The document id: 24 hexadecimal digits"), super::schemas::Trace),
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$", description = "The document id: 24 hexadecimal digits"), schemas::Trace),
     responses(
-        (status = 200, description = "The stored document with its `_id` first", body = super::schemas::StoredDocument, content_type = "application/json"),
+        (status = 200, description = "The stored document with its `_id` first", body = schemas::StoredDocument, content_type = "application/json"),
         (status = 400, description = "`malformed cacheId`", body = String, content_type = "text/plain"),
         (status = 404, description = "`cacheId not found`", body = String, content_type = "text/plain"),
         (status = 414, description = "`URI too long`", body = String, content_type = "text/plain"),
@@ -105,8 +110,7 @@ pub(crate) async fn read(
     state: web::Data<InternalState>,
 ) -> Result<HttpResponse, ApiError> {
     let trace = trace_of(&req);
-    let raw = req.match_info().get("id").unwrap_or_default();
-    let Some(id) = DocId::parse(raw) else {
+    let Some(id) = req.match_info().get("id").and_then(DocId::parse) else {
         state
             .diagnostics
             .log(trace.as_ref(), "read rejected: malformed cacheId");
@@ -130,8 +134,8 @@ pub(crate) async fn read(
 }
 
 #[utoipa::path(post, path = "/api/cache", tag = "cache",
-    params(super::schemas::Trace),
-    request_body(content = super::schemas::NewDocument, content_type = "application/json"),
+    params(schemas::Trace),
+    request_body(content = schemas::NewDocument, content_type = "application/json"),
     responses(
         (status = 200, description = "Stored", body = api::Created<'static>, content_type = "application/json",
             links(("read" = (operation_id = "read", parameters(("id" = "$response.body#/id")), description = "The document just stored")))
@@ -198,8 +202,22 @@ fn parse_batch(body: &[u8], max_items: usize) -> Result<Vec<(DocId, Document)>, 
         .collect()
 }
 
+#[utoipa::path(post, path = "/api/cache/batch", tag = "cache",
+    params(schemas::IdempotencyKey, schemas::IdempotencyFingerprint, schemas::Trace),
+    request_body(content = Vec<schemas::NewDocument>, content_type = "application/json", description = "Documents to store, all or none"),
+    responses(
+        (status = 200, description = "Stored, all of them", body = api::BatchCreated<'static>, content_type = "application/json",
+            headers(("Idempotent-Replayed" = String, description = "`true` when this answers an earlier batch with the same key")),
+        ),
+        (status = 400, description = "`body must be a JSON array of objects`, `batch is empty`, `batch has N items, more than the maximum of M`, `item N: <reason>`, `malformed Idempotency-Key...` or `malformed Idempotency-Fingerprint`", body = String, content_type = "text/plain"),
+        (status = 408, description = "`request body timed out`", body = String, content_type = "text/plain"),
+        (status = 413, description = "The body is larger than `batch.max_body_bytes`", body = String, content_type = "text/plain"),
+        (status = 422, description = "`Idempotency-Key was already used with a different payload`", body = String, content_type = "text/plain"),
+        (status = 429, description = "`too many batches in progress, retry later`", body = String, content_type = "text/plain", headers(("Retry-After" = u64, description = "seconds"))),
+        (status = 504, description = "Storage unavailable or too slow (`MongoDB not connected`, the old text)", body = String, content_type = "text/plain"),
+    ))]
 /// A JSON array of objects, stored all together or not at all.
-async fn create_batch(
+pub(crate) async fn create_batch(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<InternalState>,
@@ -266,8 +284,19 @@ async fn create_batch(
     Ok(response)
 }
 
+#[utoipa::path(get, path = "/api/cache", tag = "cache",
+    params(schemas::Page, schemas::Trace),
+    responses(
+        (status = 200, description = "One page of documents, in id order", body = schemas::DocumentPage, content_type = "application/json"),
+        (status = 400, description = "`limit must be an integer from 1 to 1000`, `malformed after: expected a 24-hex id` or `malformed query string`", body = String, content_type = "text/plain"),
+        (status = 414, description = "`URI too long`", body = String, content_type = "text/plain"),
+        (status = 504, description = "Storage unavailable or too slow (`MongoDB not connected`, the old text)", body = String, content_type = "text/plain"),
+    ))]
 /// `{"items": [...], "next": "<id>" | null}`, in id order.
-async fn list(req: HttpRequest, state: web::Data<InternalState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn list(
+    req: HttpRequest,
+    state: web::Data<InternalState>,
+) -> Result<HttpResponse, ApiError> {
     let trace = trace_of(&req);
     let query = ListQuery::parse(req.query_string(), LIST_MAX)?;
     // One more than asked tells whether another page exists, so the last
@@ -305,13 +334,25 @@ async fn list(req: HttpRequest, state: web::Data<InternalState>) -> Result<HttpR
     Ok(json(StatusCode::OK, out))
 }
 
-async fn delete(
+#[utoipa::path(delete, path = "/api/cache/{id}", tag = "cache",
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$", description = "The document id: 24 hexadecimal digits"), schemas::Trace),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "`malformed cacheId`", body = String, content_type = "text/plain"),
+        (status = 404, description = "`cacheId not found`", body = String, content_type = "text/plain"),
+        (status = 414, description = "`URI too long`", body = String, content_type = "text/plain"),
+        (status = 504, description = "Storage unavailable or too slow (`MongoDB not connected`, the old text)", body = String, content_type = "text/plain"),
+    ))]
+pub(crate) async fn delete(
     req: HttpRequest,
     state: web::Data<InternalState>,
 ) -> Result<HttpResponse, ApiError> {
     let trace = trace_of(&req);
-    let raw = req.match_info().get("id").unwrap_or_default();
-    let id = DocId::parse(raw).ok_or(ApiError::bad_request("malformed cacheId"))?;
+    let id = req
+        .match_info()
+        .get("id")
+        .and_then(DocId::parse)
+        .ok_or(ApiError::bad_request("malformed cacheId"))?;
     match state.store.delete(&id).await {
         Ok(true) => {
             state

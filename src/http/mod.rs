@@ -11,8 +11,10 @@ pub mod openapi;
 pub mod public;
 pub mod rate_limit;
 pub mod response;
+pub mod routes;
 pub mod schemas;
 pub mod telemetry;
+pub mod tiers;
 
 pub use error::ApiError;
 pub use response::{JSON, TEXT, json, options, text};

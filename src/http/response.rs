@@ -18,17 +18,20 @@ pub fn text(status: StatusCode, body: &'static str) -> HttpResponse {
 /// 200, `Allow` and the body both the route's methods (`GET,HEAD` for a
 /// `GET` route), as HTML. Old clients and probes that send `OPTIONS` keep
 /// their 200; a path no route serves stays a 404.
-pub fn options(allow: &'static str) -> actix_web::Route {
+pub fn options(allow: String) -> actix_web::Route {
     actix_web::web::route()
         .method(actix_web::http::Method::OPTIONS)
-        .to(move || async move {
-            HttpResponse::Ok()
-                .insert_header((actix_web::http::header::ALLOW, allow))
-                .insert_header((
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("text/html; charset=utf-8"),
-                ))
-                .body(allow)
+        .to(move || {
+            let allow = allow.clone();
+            async move {
+                HttpResponse::Ok()
+                    .insert_header((actix_web::http::header::ALLOW, allow.as_str()))
+                    .insert_header((
+                        CONTENT_TYPE,
+                        HeaderValue::from_static("text/html; charset=utf-8"),
+                    ))
+                    .body(allow)
+            }
         })
 }
 

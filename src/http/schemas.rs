@@ -34,3 +34,49 @@ pub struct NewDocument(HashMap<String, serde_json::Value>);
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Header, names("X-Trace"))]
 pub struct Trace(#[allow(dead_code)] Option<String>);
+
+/// One page of `GET /api/customers`, in id order.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CustomerPage {
+    items: Vec<StoredCustomer>,
+    /// The last id of this page when another page follows (pass it as
+    /// `after`); null on the last page.
+    #[schema(pattern = "^[0-9a-f]{24}$")]
+    next: Option<String>,
+}
+
+/// One page of `GET /api/cache`, in id order.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DocumentPage {
+    items: Vec<StoredDocument>,
+    /// The last id of this page when another page follows (pass it as
+    /// `after`); null on the last page.
+    #[schema(pattern = "^[0-9a-f]{24}$")]
+    next: Option<String>,
+}
+
+/// Which page of a list.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct Page {
+    /// Documents on the page: 1 to 1000, 100 when absent.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// The `next` of the previous page; absent or empty for the first.
+    #[param(pattern = "^([0-9a-fA-F]{24})?$")]
+    after: Option<String>,
+}
+
+/// A batch's key: the same key with the same payload replays the first
+/// batch's answer, with another payload it is refused (422). 1 to 255
+/// printable ASCII characters.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header, names("Idempotency-Key"))]
+pub struct IdempotencyKey(#[allow(dead_code)] Option<String>);
+
+/// Sent by the public tier with a key: the fingerprint of what its client
+/// sent (hex digits and dashes, at most 40).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header, names("Idempotency-Fingerprint"))]
+pub struct IdempotencyFingerprint(#[allow(dead_code)] Option<String>);

@@ -9,7 +9,7 @@ use actix_web::{App, middleware, web};
 
 use super::server::{self, Protocol};
 use crate::http::batch::BatchLimits;
-use crate::http::{common, guards, internal, openapi, telemetry};
+use crate::http::{common, guards, internal, openapi, telemetry, tiers};
 use crate::settings::Settings;
 use crate::storage::{self, Store};
 use crate::telemetry::Diagnostics;
@@ -48,6 +48,7 @@ pub async fn build(settings: &Settings, diagnostics: Diagnostics) -> anyhow::Res
     let batch = BatchLimits::new(&settings.batch);
     let guards = guards::Guards::new(&settings.http);
     let mode = settings.mode;
+    let document = openapi::document(openapi::Tier::Internal)?;
     let app = move || {
         // The last `.wrap()` is the outermost: telemetry sees every answer,
         // the guards' 408 and 414 included.
@@ -58,9 +59,9 @@ pub async fn build(settings: &Settings, diagnostics: Diagnostics) -> anyhow::Res
             .wrap(middleware::from_fn(telemetry::follower_telemetry))
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(max_body))
-            .configure(|cfg| internal::routes(cfg, &batch))
-            .configure(|cfg| common::routes(cfg, mode))
-            .configure(|cfg| openapi::routes(cfg, openapi::Tier::Internal))
+            .configure(|cfg| {
+                tiers::internal(cfg, &batch, mode, document.clone());
+            })
             .default_service(web::to(common::not_found))
     };
     let shutdown = Duration::from_secs(settings.shutdown.timeout_secs);

@@ -9,7 +9,7 @@ use actix_web::{App, middleware, web};
 
 use super::server::{self, Protocol};
 use crate::http::batch::BatchLimits;
-use crate::http::{common, guards, openapi, public, rate_limit, telemetry};
+use crate::http::{common, guards, openapi, public, rate_limit, telemetry, tiers};
 use crate::internal_client::InternalClientConfig;
 use crate::settings::Settings;
 use crate::telemetry::Diagnostics;
@@ -76,6 +76,7 @@ pub fn build(
     let limiter = rate_limit::RateLimit::new(&settings.public)?;
     let max_body = settings.public.max_body_bytes;
     let mode = settings.mode;
+    let document = openapi::document(openapi::Tier::Public)?;
     let app = move || {
         // One client per worker keeps each worker's pooled connections on
         // its own runtime.
@@ -97,9 +98,9 @@ pub fn build(
                 diagnostics: diagnostics.clone(),
             }))
             .app_data(web::PayloadConfig::new(max_body))
-            .configure(|cfg| public::routes(cfg, &batch))
-            .configure(|cfg| common::routes(cfg, mode))
-            .configure(|cfg| openapi::routes(cfg, openapi::Tier::Public))
+            .configure(|cfg| {
+                tiers::public(cfg, &batch, mode, document.clone());
+            })
             .default_service(web::to(common::not_found))
     };
     let shutdown = Duration::from_secs(settings.shutdown.timeout_secs);

@@ -7,13 +7,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::customers::{CustomerDocument, customer_name};
+use super::customers::{CreateRequest, CustomerDocument, customer_name};
 use super::state::{PublicState, trace_of, upstream_error};
 use crate::domain::clock::now_ms;
 use crate::domain::{DocId, IdempotencyKey, fingerprint};
 use crate::http::batch::{self, BatchLimits};
 use crate::http::error::ApiError;
 use crate::http::response::json;
+use crate::http::schemas;
 use crate::internal_api::{Failure, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
 use crate::internal_client::InternalError;
 
@@ -49,12 +50,30 @@ fn build_batch(
     Ok((documents, fp))
 }
 
-#[derive(Serialize)]
-struct BatchCreated<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct BatchCreated<'a> {
+    /// The new customers' ids, in the order of the items.
     #[serde(rename = "customerIds")]
+    #[schema(value_type = Vec<String>)]
     customer_ids: Vec<&'a str>,
 }
 
+#[utoipa::path(post, path = "/api/customers/batch", tag = "customers",
+    params(schemas::IdempotencyKey, schemas::Trace),
+    request_body(content = Vec<CreateRequest>, content_type = "application/json", description = "Customers to create, all or none"),
+    responses(
+        (status = 200, description = "Created, all of them", body = BatchCreated<'static>, content_type = "application/json",
+            headers(("Idempotent-Replayed" = String, description = "`true` when this answers an earlier batch with the same key")),
+        ),
+        (status = 400, description = "`body must be a JSON array of customers`, `batch is empty`, `batch has N items, more than the maximum of M`, `item N: customer name missing` (or `too long`), `malformed Idempotency-Key...`", body = String, content_type = "text/plain"),
+        (status = 408, description = "`request body timed out`", body = String, content_type = "text/plain"),
+        (status = 413, description = "The body is larger than `batch.max_body_bytes`", body = String, content_type = "text/plain"),
+        (status = 422, description = "`Idempotency-Key was already used with a different payload`", body = String, content_type = "text/plain"),
+        (status = 429, description = "Over this client's rate limit, or `too many batches in progress, retry later`", body = String, content_type = "text/plain", headers(("Retry-After" = u64, description = "seconds"))),
+        (status = 502, description = "The internal tier failed or is unreachable", body = String, content_type = "text/plain"),
+        (status = 503, description = "The internal tier is unavailable", body = String, content_type = "text/plain"),
+        (status = 504, description = "The internal tier or its storage timed out", body = String, content_type = "text/plain"),
+    ))]
 /// `[{"name": ...}, ...]`: every item checked like a single create, then
 /// stored all together through the internal tier, or not at all.
 pub(crate) async fn create_batch(

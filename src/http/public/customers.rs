@@ -260,6 +260,17 @@ async fn create_inner(
     Ok(json(StatusCode::OK, body))
 }
 
+#[utoipa::path(get, path = "/api/customers", tag = "customers",
+    params(schemas::Page, schemas::Trace),
+    responses(
+        (status = 200, description = "One page of customers, in id order", body = schemas::CustomerPage, content_type = "application/json"),
+        (status = 400, description = "`limit must be an integer from 1 to 1000`, `malformed after: expected a 24-hex id` or `malformed query string`", body = String, content_type = "text/plain"),
+        (status = 414, description = "`URI too long`", body = String, content_type = "text/plain"),
+        (status = 429, description = "Over this client's rate limit", body = String, content_type = "text/plain", headers(("Retry-After" = u64, description = "seconds"))),
+        (status = 502, description = "The internal tier failed or is unreachable", body = String, content_type = "text/plain"),
+        (status = 503, description = "The internal tier is unavailable", body = String, content_type = "text/plain"),
+        (status = 504, description = "The internal tier or its storage timed out", body = String, content_type = "text/plain"),
+    ))]
 /// `{"items": [...], "next": "<id>" | null}` from the internal tier.
 pub(crate) async fn list(
     req: HttpRequest,
@@ -275,6 +286,18 @@ pub(crate) async fn list(
     Ok(json(StatusCode::OK, page))
 }
 
+#[utoipa::path(delete, path = "/api/customers/{id}", tag = "customers",
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$", description = "The customer id: 24 hexadecimal digits"), schemas::Trace),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "`malformed customerId`", body = String, content_type = "text/plain"),
+        (status = 404, description = "`cacheId not found`", body = String, content_type = "text/plain"),
+        (status = 414, description = "`URI too long`", body = String, content_type = "text/plain"),
+        (status = 429, description = "Over this client's rate limit", body = String, content_type = "text/plain", headers(("Retry-After" = u64, description = "seconds"))),
+        (status = 502, description = "The internal tier failed or is unreachable", body = String, content_type = "text/plain"),
+        (status = 503, description = "The internal tier is unavailable", body = String, content_type = "text/plain"),
+        (status = 504, description = "The internal tier or its storage timed out", body = String, content_type = "text/plain"),
+    ))]
 pub(crate) async fn delete(
     req: HttpRequest,
     state: web::Data<PublicState>,
