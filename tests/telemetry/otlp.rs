@@ -11,6 +11,8 @@ use opentelemetry_proto::tonic::metrics::v1::{Metric, metric, number_data_point}
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
+use cinemo::telemetry::names::LOG_KINESIS_SINK_STOPPED;
+
 use super::harness::*;
 
 type Attrs = HashMap<String, String>;
@@ -504,7 +506,7 @@ async fn the_kinesis_sink_exports_its_own_counts() {
     }
     app.stop().await;
 
-    let stop = app.log_events("kinesis sink stopped");
+    let stop = app.log_events(LOG_KINESIS_SINK_STOPPED);
     assert_eq!(stop.len(), 1, "{}", app.logs());
     let count = |k: &str| stop[0][k].as_i64().unwrap();
     let (sent, retried, dropped) = (count("sent"), count("retried"), count("dropped"));
