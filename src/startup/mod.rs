@@ -60,7 +60,7 @@ impl Application {
             store = Some(tier.store);
         }
         if settings.mode.runs_public() {
-            let tier = public_tier::build(&settings, internal_at, diagnostics(APP_ID_PUBLIC))?;
+            let tier = public_tier::build(&settings, &internal_at, diagnostics(APP_ID_PUBLIC))?;
             reloaders.extend(tier.tls_reloaders);
             servers.insert(0, ("public", tier.server));
         }

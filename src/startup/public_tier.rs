@@ -49,7 +49,7 @@ impl InternalTierAt {
 /// Binds the public listener.
 pub fn build(
     settings: &Settings,
-    internal: InternalTierAt,
+    internal: &InternalTierAt,
     diagnostics: Diagnostics,
 ) -> anyhow::Result<PublicTier> {
     let internal_url = internal.url();
