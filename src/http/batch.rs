@@ -8,8 +8,10 @@ use actix_web::http::StatusCode;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::ApiError;
+use crate::domain::TraceToken;
 use crate::internal_api::Failure;
 use crate::settings::BatchSettings;
+use crate::telemetry::Diagnostics;
 
 /// One per tier and process, shared by every worker.
 #[derive(Clone)]
@@ -45,6 +47,22 @@ impl BatchLimits {
     pub fn busy(&self) -> ApiError {
         ApiError::failure(Failure::BatchesBusy).retry_after(self.retry_after_secs)
     }
+}
+
+/// Runs `parse` (reading up to `batch.max_items` items) on the blocking
+/// pool: on the worker's event loop it would stall every other request of
+/// the worker. A refusal goes to the trace log.
+pub async fn parse_off_thread<T: Send + 'static>(
+    parse: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+    diagnostics: &Diagnostics,
+    trace: Option<&TraceToken>,
+) -> Result<T, ApiError> {
+    let parsed = actix_web::web::block(parse)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    parsed.inspect_err(|e| {
+        diagnostics.log(trace, format_args!("batch rejected: {}", e.message()));
+    })
 }
 
 pub fn check_count(n: usize, max_items: usize) -> Result<(), ApiError> {

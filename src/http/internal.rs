@@ -102,8 +102,8 @@ pub(crate) async fn health(state: web::Data<InternalState>) -> HttpResponse {
         (status = 200, description = "The stored document with its `_id` first", body = schemas::StoredDocument, content_type = "application/json"),
         (status = 400, description = "`malformed cacheId`", body = String, content_type = "text/plain"),
         (status = 404, description = "`cacheId not found`", body = String, content_type = "text/plain"),
-        (status = 414, description = "`URI too long`", body = String, content_type = "text/plain"),
-        (status = 504, description = "Storage unavailable or too slow (`MongoDB not connected`, the old text)", body = String, content_type = "text/plain"),
+        schemas::UriTooLong,
+        schemas::StorageDown,
     ))]
 pub(crate) async fn read(
     req: HttpRequest,
@@ -143,7 +143,7 @@ pub(crate) async fn read(
         (status = 400, description = "`missing body` (not one JSON object), `_id is assigned by the server`, or on MongoDB `document cannot be stored: <reason>` (a NUL in a key, a number beyond a double, a lone UTF-16 surrogate, nesting beyond 100 levels)", body = String, content_type = "text/plain"),
         (status = 408, description = "`request body timed out`", body = String, content_type = "text/plain"),
         (status = 413, description = "The body is larger than `internal.max_body_bytes`", body = String, content_type = "text/plain"),
-        (status = 504, description = "Storage unavailable or too slow (`MongoDB not connected`, the old text)", body = String, content_type = "text/plain"),
+        schemas::StorageDown,
     ))]
 pub(crate) async fn create(
     req: HttpRequest,
@@ -214,7 +214,7 @@ fn parse_batch(body: &[u8], max_items: usize) -> Result<Vec<(DocId, Document)>, 
         (status = 413, description = "The body is larger than `batch.max_body_bytes`", body = String, content_type = "text/plain"),
         (status = 422, description = "`Idempotency-Key was already used with a different payload`", body = String, content_type = "text/plain"),
         (status = 429, description = "`too many batches in progress, retry later`", body = String, content_type = "text/plain", headers(("Retry-After" = u64, description = "seconds"))),
-        (status = 504, description = "Storage unavailable or too slow (`MongoDB not connected`, the old text)", body = String, content_type = "text/plain"),
+        schemas::StorageDown,
     ))]
 /// A JSON array of objects, stored all together or not at all.
 pub(crate) async fn create_batch(
@@ -225,18 +225,13 @@ pub(crate) async fn create_batch(
 ) -> Result<HttpResponse, ApiError> {
     let _slot = limits.enter()?;
     let trace = trace_of(&req);
-    // Parsing up to 100,000 items takes long enough to stall every other
-    // request on this worker's event loop: it runs on the blocking pool.
     let max_items = limits.max_items;
-    let parsed = web::block(move || parse_batch(&body, max_items))
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    let items = parsed.inspect_err(|e| {
-        state.diagnostics.log(
-            trace.as_ref(),
-            format_args!("batch rejected: {}", e.message()),
-        );
-    })?;
+    let items = batch::parse_off_thread(
+        move || parse_batch(&body, max_items),
+        &state.diagnostics,
+        trace.as_ref(),
+    )
+    .await?;
     let key = match batch::idempotency_header(&req, IDEMPOTENCY_KEY)? {
         None => None,
         Some(raw_key) => {
@@ -289,8 +284,8 @@ pub(crate) async fn create_batch(
     responses(
         (status = 200, description = "One page of documents, in id order", body = schemas::DocumentPage, content_type = "application/json"),
         (status = 400, description = "`limit must be an integer from 1 to 1000`, `malformed after: expected a 24-hex id` or `malformed query string`", body = String, content_type = "text/plain"),
-        (status = 414, description = "`URI too long`", body = String, content_type = "text/plain"),
-        (status = 504, description = "Storage unavailable or too slow (`MongoDB not connected`, the old text)", body = String, content_type = "text/plain"),
+        schemas::UriTooLong,
+        schemas::StorageDown,
     ))]
 /// `{"items": [...], "next": "<id>" | null}`, in id order.
 pub(crate) async fn list(
@@ -340,8 +335,8 @@ pub(crate) async fn list(
         (status = 204, description = "Deleted"),
         (status = 400, description = "`malformed cacheId`", body = String, content_type = "text/plain"),
         (status = 404, description = "`cacheId not found`", body = String, content_type = "text/plain"),
-        (status = 414, description = "`URI too long`", body = String, content_type = "text/plain"),
-        (status = 504, description = "Storage unavailable or too slow (`MongoDB not connected`, the old text)", body = String, content_type = "text/plain"),
+        schemas::UriTooLong,
+        schemas::StorageDown,
     ))]
 pub(crate) async fn delete(
     req: HttpRequest,

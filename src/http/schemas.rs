@@ -80,3 +80,55 @@ pub struct IdempotencyKey(#[allow(dead_code)] Option<String>);
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Header, names("Idempotency-Fingerprint"))]
 pub struct IdempotencyFingerprint(#[allow(dead_code)] Option<String>);
+
+/// The public tier's answers when the internal tier fails.
+#[derive(utoipa::IntoResponses)]
+pub enum InternalTierFailed {
+    #[response(
+        status = 502,
+        description = "The internal tier failed or is unreachable",
+        content_type = "text/plain"
+    )]
+    Failed(String),
+    #[response(
+        status = 503,
+        description = "The internal tier is unavailable",
+        content_type = "text/plain"
+    )]
+    Unavailable(String),
+    #[response(
+        status = 504,
+        description = "The internal tier or its storage timed out",
+        content_type = "text/plain"
+    )]
+    TimedOut(String),
+}
+
+/// A client over its budget (public tier).
+#[derive(utoipa::IntoResponses)]
+pub enum RateLimited {
+    #[response(status = 429, description = "Over this client's rate limit", content_type = "text/plain", headers(("Retry-After" = u64, description = "seconds")))]
+    TooMany(String),
+}
+
+/// A request target longer than `http.max_uri_bytes`.
+#[derive(utoipa::IntoResponses)]
+pub enum UriTooLong {
+    #[response(
+        status = 414,
+        description = "`URI too long`",
+        content_type = "text/plain"
+    )]
+    TooLong(String),
+}
+
+/// The internal tier's answer while storage is unreachable or too slow.
+#[derive(utoipa::IntoResponses)]
+pub enum StorageDown {
+    #[response(
+        status = 504,
+        description = "Storage unavailable or too slow (`MongoDB not connected`, the old text)",
+        content_type = "text/plain"
+    )]
+    Unavailable(String),
+}

@@ -16,11 +16,7 @@ pub fn public(
     mode: Mode,
     document: String,
 ) -> Vec<Route> {
-    let mut routes = Routes::new(cfg);
-    public::routes(&mut routes, limits);
-    common::routes(&mut routes, mode);
-    openapi::routes(&mut routes, document);
-    routes.finish()
+    register(cfg, public::routes, limits, mode, document)
 }
 
 /// The internal tier's routes; returns the documented ones.
@@ -30,8 +26,18 @@ pub fn internal(
     mode: Mode,
     document: String,
 ) -> Vec<Route> {
+    register(cfg, internal::routes, limits, mode, document)
+}
+
+fn register(
+    cfg: &mut web::ServiceConfig,
+    own: fn(&mut Routes, &BatchLimits),
+    limits: &BatchLimits,
+    mode: Mode,
+    document: String,
+) -> Vec<Route> {
     let mut routes = Routes::new(cfg);
-    internal::routes(&mut routes, limits);
+    own(&mut routes, limits);
     common::routes(&mut routes, mode);
     openapi::routes(&mut routes, document);
     routes.finish()

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use serde::Deserialize;
 
-use super::model::{InternalSettings, Mode, PublicSettings, StorageType};
+use super::model::{InternalSettings, KinesisSettings, Mode, PublicSettings, StorageType};
 use super::sections::{BatchSettings, HttpSettings, LogSettings, OtlpSettings, ShutdownSettings};
 
 /// One layer (a file, the environment), or all of them merged.
@@ -18,7 +18,7 @@ pub struct FileSettings {
     pub internal: InternalSettings<Option<SocketAddr>>,
     pub http: HttpSettings,
     pub storage: StorageSection,
-    pub kinesis: KinesisSection,
+    pub kinesis: KinesisSettings<Option<String>, Option<bool>>,
     pub otlp: OtlpSettings,
     pub shutdown: ShutdownSettings,
     pub log: LogSettings,
@@ -68,46 +68,6 @@ impl Default for StorageSection {
             connect_timeout_ms: 2_000,
             timeout_ms: 2_000,
             batch_timeout_ms: 60_000,
-        }
-    }
-}
-
-/// `[kinesis]` as files write it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct KinesisSection {
-    /// Defaults to true once `stream_name` is set.
-    pub enabled: Option<bool>,
-    pub region: Option<String>,
-    pub endpoint: Option<String>,
-    pub stream_name: Option<String>,
-    /// Unset: a partition key per record, spread across shards.
-    pub partition_key: Option<String>,
-    /// Frames queued for the sink; beyond it frames are dropped and counted.
-    pub buffer_capacity: usize,
-    /// Records per PutRecords call (at most 500).
-    pub batch_max_records: usize,
-    /// A partial batch is sent after this long.
-    pub flush_interval_ms: u64,
-    /// Ceiling of the retry backoff (exponential with jitter from 100 ms).
-    pub max_backoff_ms: u64,
-    /// Deadline of one PutRecords call.
-    pub call_timeout_ms: u64,
-}
-
-impl Default for KinesisSection {
-    fn default() -> Self {
-        KinesisSection {
-            enabled: None,
-            region: None,
-            endpoint: None,
-            stream_name: None,
-            partition_key: None,
-            buffer_capacity: 10_000,
-            batch_max_records: 500,
-            flush_interval_ms: 1_000,
-            max_backoff_ms: 5_000,
-            call_timeout_ms: 5_000,
         }
     }
 }

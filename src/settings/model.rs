@@ -260,17 +260,63 @@ pub struct StoreLimits {
     pub batch_timeout_ms: u64,
 }
 
-/// `[kinesis]` when diagnostics frames are written (the file keys are
-/// described in `file::KinesisSection`).
-#[derive(Debug, Clone, Serialize)]
-pub struct KinesisSettings {
-    pub stream_name: String,
+/// `[kinesis]`. In a layer the stream and the switch may be unset
+/// (`KinesisSettings<Option<String>, Option<bool>>`); resolved, frames go
+/// to `stream_name` (`Settings::kinesis` is `None` when they are off).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KinesisSettings<Stream = String, Enabled = ()> {
+    /// Defaults to true once `stream_name` is set.
+    #[serde(skip_serializing)]
+    pub enabled: Enabled,
     pub region: Option<String>,
     pub endpoint: Option<String>,
+    pub stream_name: Stream,
+    /// Unset: a partition key per record, spread across shards.
     pub partition_key: Option<String>,
+    /// Frames queued for the sink; beyond it frames are dropped and counted.
     pub buffer_capacity: usize,
+    /// Records per PutRecords call (at most 500).
     pub batch_max_records: usize,
+    /// A partial batch is sent after this long.
     pub flush_interval_ms: u64,
+    /// Ceiling of the retry backoff (exponential with jitter from 100 ms).
     pub max_backoff_ms: u64,
+    /// Deadline of one PutRecords call.
     pub call_timeout_ms: u64,
+}
+
+impl Default for KinesisSettings<Option<String>, Option<bool>> {
+    fn default() -> Self {
+        KinesisSettings {
+            enabled: None,
+            region: None,
+            endpoint: None,
+            stream_name: None,
+            partition_key: None,
+            buffer_capacity: 10_000,
+            batch_max_records: 500,
+            flush_interval_ms: 1_000,
+            max_backoff_ms: 5_000,
+            call_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl KinesisSettings<Option<String>, Option<bool>> {
+    /// The section of a sink that writes to `stream_name`.
+    pub fn writing_to(self, stream_name: String) -> KinesisSettings {
+        KinesisSettings {
+            enabled: (),
+            region: self.region,
+            endpoint: self.endpoint,
+            stream_name,
+            partition_key: self.partition_key,
+            buffer_capacity: self.buffer_capacity,
+            batch_max_records: self.batch_max_records,
+            flush_interval_ms: self.flush_interval_ms,
+            max_backoff_ms: self.max_backoff_ms,
+            call_timeout_ms: self.call_timeout_ms,
+        }
+    }
 }

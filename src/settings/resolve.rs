@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use anyhow::{Context, bail, ensure};
 
-use super::file::{FileSettings, KinesisSection, StorageSection};
+use super::file::{FileSettings, StorageSection};
 use super::model::{
     KinesisSettings, Mode, MongoStorage, Settings, SqlStorage, Storage, StorageType, StoreLimits,
 };
@@ -132,11 +132,13 @@ fn storage(section: &StorageSection, vars: &HashMap<String, String>) -> anyhow::
 
 /// The sink's settings when diagnostics frames are on: `kinesis.enabled`,
 /// which defaults to true once a stream is named.
-fn kinesis(section: KinesisSection) -> anyhow::Result<Option<KinesisSettings>> {
+fn kinesis(
+    mut section: KinesisSettings<Option<String>, Option<bool>>,
+) -> anyhow::Result<Option<KinesisSettings>> {
     if !section.enabled.unwrap_or(section.stream_name.is_some()) {
         return Ok(None);
     }
-    let Some(stream_name) = section.stream_name.filter(|n| !n.is_empty()) else {
+    let Some(stream_name) = section.stream_name.take().filter(|n| !n.is_empty()) else {
         bail!("kinesis.enabled is true but kinesis.stream_name is not set");
     };
     ensure!(
@@ -147,17 +149,7 @@ fn kinesis(section: KinesisSection) -> anyhow::Result<Option<KinesisSettings>> {
         (1..=500).contains(&section.batch_max_records),
         "kinesis.batch_max_records must be between 1 and 500 (the PutRecords limit)"
     );
-    Ok(Some(KinesisSettings {
-        stream_name,
-        region: section.region,
-        endpoint: section.endpoint,
-        partition_key: section.partition_key,
-        buffer_capacity: section.buffer_capacity,
-        batch_max_records: section.batch_max_records,
-        flush_interval_ms: section.flush_interval_ms,
-        max_backoff_ms: section.max_backoff_ms,
-        call_timeout_ms: section.call_timeout_ms,
-    }))
+    Ok(Some(section.writing_to(stream_name)))
 }
 
 fn validate(s: &Settings) -> anyhow::Result<()> {

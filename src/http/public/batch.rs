@@ -70,9 +70,7 @@ pub(crate) struct BatchCreated<'a> {
         (status = 413, description = "The body is larger than `batch.max_body_bytes`", body = String, content_type = "text/plain"),
         (status = 422, description = "`Idempotency-Key was already used with a different payload`", body = String, content_type = "text/plain"),
         (status = 429, description = "Over this client's rate limit, or `too many batches in progress, retry later`", body = String, content_type = "text/plain", headers(("Retry-After" = u64, description = "seconds"))),
-        (status = 502, description = "The internal tier failed or is unreachable", body = String, content_type = "text/plain"),
-        (status = 503, description = "The internal tier is unavailable", body = String, content_type = "text/plain"),
-        (status = 504, description = "The internal tier or its storage timed out", body = String, content_type = "text/plain"),
+        schemas::InternalTierFailed,
     ))]
 /// `[{"name": ...}, ...]`: every item checked like a single create, then
 /// stored all together through the internal tier, or not at all.
@@ -86,17 +84,13 @@ pub(crate) async fn create_batch(
     let trace = trace_of(&req);
     let trace = trace.as_ref();
     let key = batch::idempotency_header(&req, IDEMPOTENCY_KEY)?.map(str::to_owned);
-    // Validating and building up to 100,000 documents would stall every
-    // other request on this worker's event loop: it runs on the blocking pool.
     let (max_items, want_fingerprint) = (limits.max_items, key.is_some());
-    let built = web::block(move || build_batch(&body, max_items, want_fingerprint))
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    let (documents, fp) = built.inspect_err(|e| {
-        state
-            .diagnostics
-            .log(trace, format_args!("batch rejected: {}", e.message()));
-    })?;
+    let (documents, fp) = batch::parse_off_thread(
+        move || build_batch(&body, max_items, want_fingerprint),
+        &state.diagnostics,
+        trace,
+    )
+    .await?;
     let key = match (key, fp) {
         (Some(k), Some(fp)) => Some(IdempotencyKey::parse(&k, fp).ok_or(ApiError::bad_request(
             "malformed Idempotency-Key: 1 to 255 printable ASCII characters",

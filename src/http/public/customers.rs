@@ -22,7 +22,7 @@ pub const LIST_MAX: u32 = 1000;
     responses(
         (status = 200, description = "Ready: the internal tier answers", body = String, content_type = "text/plain", example = "Frontend healthy"),
         (status = 503, description = "The internal tier does not answer", body = String, content_type = "text/plain"),
-        (status = 429, description = "Over this client's rate limit", body = String, content_type = "text/plain", headers(("Retry-After" = u64, description = "seconds"))),
+        schemas::RateLimited,
     ))]
 pub(crate) async fn health(state: web::Data<PublicState>) -> HttpResponse {
     match state.internal.live().await {
@@ -43,11 +43,9 @@ pub(crate) async fn health(state: web::Data<PublicState>) -> HttpResponse {
         (status = 200, description = "The stored customer document", body = schemas::StoredCustomer, content_type = "application/json"),
         (status = 400, description = "`malformed customerId`", body = String, content_type = "text/plain"),
         (status = 404, description = "`cacheId not found`", body = String, content_type = "text/plain"),
-        (status = 414, description = "`URI too long`", body = String, content_type = "text/plain"),
-        (status = 429, description = "Over this client's rate limit", body = String, content_type = "text/plain", headers(("Retry-After" = u64, description = "seconds"))),
-        (status = 502, description = "The internal tier failed or is unreachable", body = String, content_type = "text/plain"),
-        (status = 503, description = "The internal tier is unavailable", body = String, content_type = "text/plain"),
-        (status = 504, description = "The internal tier or its storage timed out", body = String, content_type = "text/plain"),
+        schemas::UriTooLong,
+        schemas::RateLimited,
+        schemas::InternalTierFailed,
     ))]
 pub(crate) async fn read(
     req: HttpRequest,
@@ -209,10 +207,8 @@ pub(crate) struct Created<'a> {
         (status = 400, description = "`customer name missing` or `customer name too long`", body = String, content_type = "text/plain"),
         (status = 408, description = "`request body timed out`", body = String, content_type = "text/plain"),
         (status = 413, description = "The body is larger than `public.max_body_bytes`", body = String, content_type = "text/plain"),
-        (status = 429, description = "Over this client's rate limit", body = String, content_type = "text/plain", headers(("Retry-After" = u64, description = "seconds"))),
-        (status = 502, description = "The internal tier failed or is unreachable", body = String, content_type = "text/plain"),
-        (status = 503, description = "The internal tier is unavailable", body = String, content_type = "text/plain"),
-        (status = 504, description = "The internal tier or its storage timed out", body = String, content_type = "text/plain"),
+        schemas::RateLimited,
+        schemas::InternalTierFailed,
     ))]
 pub(crate) async fn create(
     req: HttpRequest,
@@ -265,11 +261,9 @@ async fn create_inner(
     responses(
         (status = 200, description = "One page of customers, in id order", body = schemas::CustomerPage, content_type = "application/json"),
         (status = 400, description = "`limit must be an integer from 1 to 1000`, `malformed after: expected a 24-hex id` or `malformed query string`", body = String, content_type = "text/plain"),
-        (status = 414, description = "`URI too long`", body = String, content_type = "text/plain"),
-        (status = 429, description = "Over this client's rate limit", body = String, content_type = "text/plain", headers(("Retry-After" = u64, description = "seconds"))),
-        (status = 502, description = "The internal tier failed or is unreachable", body = String, content_type = "text/plain"),
-        (status = 503, description = "The internal tier is unavailable", body = String, content_type = "text/plain"),
-        (status = 504, description = "The internal tier or its storage timed out", body = String, content_type = "text/plain"),
+        schemas::UriTooLong,
+        schemas::RateLimited,
+        schemas::InternalTierFailed,
     ))]
 /// `{"items": [...], "next": "<id>" | null}` from the internal tier.
 pub(crate) async fn list(
@@ -292,11 +286,9 @@ pub(crate) async fn list(
         (status = 204, description = "Deleted"),
         (status = 400, description = "`malformed customerId`", body = String, content_type = "text/plain"),
         (status = 404, description = "`cacheId not found`", body = String, content_type = "text/plain"),
-        (status = 414, description = "`URI too long`", body = String, content_type = "text/plain"),
-        (status = 429, description = "Over this client's rate limit", body = String, content_type = "text/plain", headers(("Retry-After" = u64, description = "seconds"))),
-        (status = 502, description = "The internal tier failed or is unreachable", body = String, content_type = "text/plain"),
-        (status = 503, description = "The internal tier is unavailable", body = String, content_type = "text/plain"),
-        (status = 504, description = "The internal tier or its storage timed out", body = String, content_type = "text/plain"),
+        schemas::UriTooLong,
+        schemas::RateLimited,
+        schemas::InternalTierFailed,
     ))]
 pub(crate) async fn delete(
     req: HttpRequest,
