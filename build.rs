@@ -1,5 +1,6 @@
 //! Bakes the git sha and release channel into the binary
-//! (`cinemo --version`, `GET /api/version`, metric resource attributes).
+//! (`cinemo --version`, `GET /api/version`, metric resource attributes),
+//! and tells the tests whether a real MongoDB is there to test against.
 
 use std::process::Command;
 
@@ -28,6 +29,13 @@ fn main() {
         .unwrap_or_else(|| "dev".into());
     if !matches!(channel.as_str(), "dev" | "edge" | "stable") {
         panic!("CINEMO_CHANNEL must be dev, edge or stable, not {channel:?}");
+    }
+    // The storage tests against a real MongoDB run when its URL is set and
+    // are reported as ignored otherwise (tests/storage.rs).
+    println!("cargo:rerun-if-env-changed=CINEMO_TEST_MONGODB_URL");
+    println!("cargo::rustc-check-cfg=cfg(cinemo_real_mongodb)");
+    if std::env::var("CINEMO_TEST_MONGODB_URL").is_ok_and(|u| !u.is_empty()) {
+        println!("cargo:rustc-cfg=cinemo_real_mongodb");
     }
     println!("cargo:rustc-env=CINEMO_GIT_SHA={sha}");
     println!("cargo:rustc-env=CINEMO_CHANNEL={channel}");

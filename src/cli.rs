@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::{self, Mode, Settings, Sources};
-use crate::{build_info, diagnostics_reader, smoke, startup, telemetry};
+use crate::{build_info, diagnostics_reader, smoke, startup, telemetry, tls};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -103,17 +103,11 @@ fn block_on(fut: impl Future<Output = ExitCode>) -> ExitCode {
     }
 }
 
-/// rustls needs one process-wide crypto provider; several crates enable
-/// different ones, so pick explicitly.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
-
 fn serve(config: Option<PathBuf>, mode: Option<Mode>) -> ExitCode {
     let Some(settings) = load(config, mode) else {
         return ExitCode::from(2);
     };
-    install_crypto_provider();
+    tls::install_crypto_provider();
     telemetry::logging::init(&settings.log);
     tracing::info!(
         version = build_info::VERSION,
@@ -157,7 +151,7 @@ fn serve(config: Option<PathBuf>, mode: Option<Mode>) -> ExitCode {
 }
 
 async fn healthcheck(url: String) -> ExitCode {
-    install_crypto_provider();
+    tls::install_crypto_provider();
     let target = format!("{}/api/health/live", url.trim_end_matches('/'));
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(2))

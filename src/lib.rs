@@ -6,6 +6,7 @@ pub mod cli;
 pub mod diagnostics_reader;
 pub mod domain;
 pub mod http;
+pub mod internal_api;
 pub mod internal_client;
 pub mod notify;
 pub mod settings;

@@ -14,7 +14,7 @@ struct Smoke {
 type Step = Result<String, String>;
 
 pub async fn run(url: String, timeout: Duration) -> ExitCode {
-    crate::cli::install_crypto_provider();
+    crate::tls::install_crypto_provider();
     let client = match reqwest::Client::builder().timeout(timeout).build() {
         Ok(c) => c,
         Err(e) => {
@@ -127,7 +127,7 @@ impl Smoke {
     }
 
     async fn create(&self) -> Result<(String, String), String> {
-        let name = format!("smoke-test {}", crate::telemetry::diagnostics::now_ms());
+        let name = format!("smoke-test {}", crate::domain::clock::now_ms());
         let url = format!("{}/api/customers", self.base);
         let response = self
             .client

@@ -28,8 +28,16 @@ use rustls::{
 };
 
 use crate::settings::{ClientTlsSettings, ListenerTlsSettings, ServerTlsSettings};
+use crate::telemetry::names::LOG_TLS_RELOAD_FAILED;
 
-/// The process-wide provider is installed by `cli::install_crypto_provider`,
+/// rustls needs one process-wide crypto provider; several crates enable
+/// different ones, so pick explicitly. Called once by each command before
+/// any TLS is set up.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// The process-wide provider is installed by `install_crypto_provider`,
 /// but building against an explicit one keeps these functions usable from
 /// tests and never depends on which crates enabled which provider.
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -76,7 +84,7 @@ impl Reloader {
             Err(e) => tracing::error!(
                 endpoint = self.what,
                 error = format!("{e:#}"),
-                "TLS reload failed; keeping the previous certificates"
+                "{LOG_TLS_RELOAD_FAILED}"
             ),
         }
     }

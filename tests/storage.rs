@@ -5,7 +5,9 @@
 //! cinemo runs as two processes (public and internal), as in production.
 //!
 //! A server that cannot be found fails the test when `CI` is set, and is
-//! skipped with a loud `SKIPPED:` line on stderr otherwise.
+//! skipped with a loud `SKIPPED:` line on stderr otherwise. The real-MongoDB
+//! tests are compiled as ignored (reported as skipped) unless
+//! CINEMO_TEST_MONGODB_URL was set when they were built (build.rs).
 
 mod common;
 
@@ -21,6 +23,9 @@ mod batch;
 #[path = "storage/outage.rs"]
 mod outage;
 
+#[path = "storage/sqlite_locks.rs"]
+mod sqlite_locks;
+
 use harness::Db;
 
 /// The suites start servers and push 50,000-item batches; on a 2-core box
@@ -29,10 +34,11 @@ use harness::Db;
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 macro_rules! per_backend {
-    ($suite:ident as $tests:ident: $($name:ident => $db:expr),* $(,)?) => {
+    ($suite:ident as $tests:ident: $($(#[$attr:meta])* $name:ident => $db:expr),* $(,)?) => {
         mod $tests {
             use super::*;
             $(
+                $(#[$attr])*
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
                     let _one_at_a_time = SERIAL.lock().await;
@@ -48,6 +54,7 @@ per_backend!(conformance as conformance_on:
     sqlite => Db::sqlite(),
     postgres => Db::postgres(),
     nx27017 => Db::nx27017(),
+    #[cfg_attr(not(cinemo_real_mongodb), ignore = "set CINEMO_TEST_MONGODB_URL to test a real MongoDB")]
     real_mongodb => Db::real_mongodb(),
 );
 
@@ -55,6 +62,7 @@ per_backend!(batch as batch_on:
     sqlite => Db::sqlite(),
     postgres => Db::postgres(),
     nx27017 => Db::nx27017(),
+    #[cfg_attr(not(cinemo_real_mongodb), ignore = "set CINEMO_TEST_MONGODB_URL to test a real MongoDB")]
     real_mongodb => Db::real_mongodb(),
 );
 
@@ -109,4 +117,13 @@ async fn batches_beyond_the_cap_get_429() {
     db.start().await;
     assert_eq!(answers[0], (429, Some(b"7".to_vec())), "{answers:?}");
     assert_eq!(answers[1].0, 504, "{answers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_locked_sqlite_file_never_holds_a_server_thread() {
+    let _one_at_a_time = SERIAL.lock().await;
+    let Some(db) = Db::sqlite().await else {
+        return;
+    };
+    sqlite_locks::run(&db).await;
 }

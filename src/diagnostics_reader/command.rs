@@ -79,18 +79,13 @@ pub fn run(args: DiagnosticsArgs, config: Option<PathBuf>, mode: Option<Mode>) -
         Ok(settings) => settings,
         Err(e) => return fail(&format!("invalid configuration: {e:#}")),
     };
-    let Some(stream) = settings
-        .kinesis
-        .stream_name
-        .clone()
-        .filter(|s| !s.is_empty())
-    else {
+    let Some(kinesis) = settings.kinesis else {
         return fail(
-            "kinesis.stream_name is not set: give the environment's configuration \
+            "kinesis.stream_name is not set (or kinesis.enabled is false): give the environment's configuration \
              (CINEMO_ENV=edge or stable, CINEMO_CONFIG_DIR, or --config FILE) or CINEMO__KINESIS__STREAM_NAME",
         );
     };
-    crate::cli::install_crypto_provider();
+    crate::tls::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -101,7 +96,7 @@ pub fn run(args: DiagnosticsArgs, config: Option<PathBuf>, mode: Option<Mode>) -
     let stop = CancellationToken::new();
     let result = runtime.block_on(async {
         crate::startup::cancel_on_signals(stop.clone()).map_err(|e| format!("{e:#}"))?;
-        diagnose(&args, &settings.kinesis, stream, &stop).await
+        diagnose(&args, &kinesis, kinesis.stream_name.clone(), &stop).await
     });
     // A call still in flight (a DNS lookup, a connection) is not waited for.
     runtime.shutdown_background();

@@ -93,7 +93,13 @@ pub fn counter(name: &str) -> Option<(Operation, Outcome)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::diagnostics as written;
+    use crate::telemetry::frame as written;
+
+    fn json(frame: &written::Frame) -> Vec<u8> {
+        let mut out = Vec::new();
+        frame.write_json(&mut out);
+        out
+    }
 
     #[test]
     fn reads_back_what_the_sink_writes() {
@@ -104,7 +110,7 @@ mod tests {
             timestamp: 1_795_434_272_123,
         });
         assert_eq!(
-            Frame::parse(log.to_json().as_bytes()),
+            Frame::parse(&json(&log)),
             Some(Frame::Logs(LogFrame {
                 app_id: "cinemo-internal".into(),
                 trace_id: "t-1".into(),
@@ -118,7 +124,7 @@ mod tests {
             count: 1,
             timestamp: 7,
         });
-        let read = Frame::parse(metric.to_json().as_bytes()).unwrap();
+        let read = Frame::parse(&json(&metric)).unwrap();
         assert_eq!(read.timestamp(), 7);
         let Frame::Metrics(m) = read else {
             panic!("not a metric frame")

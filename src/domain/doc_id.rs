@@ -1,4 +1,8 @@
 use std::fmt;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::clock;
 
 /// A document id: 24 lowercase hexadecimal characters, the MongoDB ObjectId
 /// form, on every storage backend (so data can move between backends and ids
@@ -9,10 +13,25 @@ pub struct DocId(String);
 impl DocId {
     pub const LEN: usize = 24;
 
-    /// A fresh id: a new ObjectId (timestamp, random, counter), so ids sort
-    /// roughly by creation time on every backend.
+    /// A fresh id laid out as a MongoDB ObjectId is: 4 bytes of seconds
+    /// since the epoch (big-endian), 5 random bytes drawn once per process,
+    /// and a 3-byte big-endian counter that starts at a random value. So
+    /// ids sort roughly by creation time on every backend, and the MongoDB
+    /// backend stores them as real ObjectIds.
     pub fn generate() -> Self {
-        DocId(bson::oid::ObjectId::new().to_hex())
+        static PROCESS: OnceLock<[u8; 5]> = OnceLock::new();
+        static COUNTER: OnceLock<AtomicU32> = OnceLock::new();
+        let process = PROCESS.get_or_init(rand::random);
+        let counter = COUNTER
+            .get_or_init(|| AtomicU32::new(rand::random::<u32>()))
+            .fetch_add(1, Ordering::Relaxed);
+        // Seconds fit 32 bits until 2106, as in every ObjectId.
+        let secs = (clock::now_ms() / 1000) as u32;
+        let mut bytes = [0u8; 12];
+        bytes[..4].copy_from_slice(&secs.to_be_bytes());
+        bytes[4..9].copy_from_slice(process);
+        bytes[9..].copy_from_slice(&counter.to_be_bytes()[1..]);
+        Self::from_bytes(bytes)
     }
 
     /// Accepts 24 hex digits in either case (the old service's ObjectId
@@ -41,8 +60,15 @@ impl DocId {
         out
     }
 
+    /// The id of 12 ObjectId bytes, as lowercase hex.
     pub fn from_bytes(bytes: [u8; 12]) -> Self {
-        DocId(bson::oid::ObjectId::from_bytes(bytes).to_hex())
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = String::with_capacity(Self::LEN);
+        for b in bytes {
+            hex.push(char::from(HEX[usize::from(b >> 4)]));
+            hex.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        DocId(hex)
     }
 }
 
@@ -88,5 +114,28 @@ mod tests {
         let id = DocId::generate();
         assert_eq!(DocId::parse(id.as_str()), Some(id.clone()));
         assert_eq!(DocId::from_bytes(id.to_bytes()), id);
+        let bytes: [u8; 12] = std::array::from_fn(|i| (i * 21) as u8);
+        assert_eq!(
+            DocId::from_bytes(bytes).as_str(),
+            "00152a3f54697e93a8bdd2e7",
+            "lowercase hex, two digits a byte"
+        );
+    }
+
+    #[test]
+    fn generated_ids_have_the_object_id_layout() {
+        let before = (clock::now_ms() / 1000) as u32;
+        let (a, b) = (DocId::generate().to_bytes(), DocId::generate().to_bytes());
+        let after = (clock::now_ms() / 1000) as u32;
+        let secs = u32::from_be_bytes([a[0], a[1], a[2], a[3]]);
+        assert!(
+            (before..=after).contains(&secs),
+            "{secs} not in {before}..={after}"
+        );
+        assert_eq!(a[4..9], b[4..9], "the same process part");
+        let counter = |x: &[u8; 12]| u32::from_be_bytes([0, x[9], x[10], x[11]]);
+        // Other tests in this process may take ids in between.
+        let step = counter(&b).wrapping_sub(counter(&a)) & 0xff_ffff;
+        assert!((1..1000).contains(&step), "the counter counts up: {step}");
     }
 }

@@ -3,7 +3,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::DocId;
+use super::doc_id::DocId;
 
 /// A stored document: a JSON object kept as compact JSON text exactly as the
 /// client wrote it (key order, number spelling such as `1.0` or integers
@@ -37,9 +37,17 @@ impl Document {
         Ok(Document(minify(text)))
     }
 
-    /// Wraps text a store wrote earlier through `parse()`.
-    pub fn from_stored(text: String) -> Self {
-        Document(text)
+    /// Wraps text a store wrote earlier through `parse()`. Text that is not
+    /// braced like an object (a row changed behind cinemo's back) is
+    /// refused, so `to_json_with_id` never cuts outside it; the rest is not
+    /// parsed again on every read.
+    pub fn from_stored(text: String) -> Result<Self, DocumentError> {
+        let braced = text.len() >= 2 && text.starts_with('{') && text.ends_with('}');
+        if braced {
+            Ok(Document(text))
+        } else {
+            Err(DocumentError::NotAnObject)
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -156,6 +164,18 @@ mod tests {
                 Document::parse(raw),
                 Err(DocumentError::NotAnObject),
                 "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stored_text_must_be_braced_like_an_object() {
+        assert!(Document::from_stored("{}".into()).is_ok());
+        for bad in ["", "{", "}", "[]", "null", " {}", "{} "] {
+            assert_eq!(
+                Document::from_stored(bad.into()),
+                Err(DocumentError::NotAnObject),
+                "{bad:?}"
             );
         }
     }

@@ -1,6 +1,7 @@
 //! Values parsed at the edge. Handlers and stores only ever see these types,
 //! never raw strings from the wire.
 
+pub mod clock;
 mod customer_name;
 mod doc_id;
 mod document;

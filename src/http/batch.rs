@@ -1,27 +1,17 @@
 //! What both tiers' batch routes share: the concurrency gate, the limits,
-//! the idempotency headers and the list query.
+//! the item count and the idempotency headers.
 
 use std::sync::Arc;
 
 use actix_web::HttpRequest;
 use actix_web::http::StatusCode;
-use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::ApiError;
-use crate::domain::DocId;
+use super::error::ApiError;
+use crate::domain::TraceToken;
+use crate::internal_api::Failure;
 use crate::settings::BatchSettings;
-use crate::storage::LIST_MAX;
-
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
-/// Sent by the public tier to the internal one: the fingerprint of the
-/// client's payload, since the documents it builds carry a fresh
-/// `dateCreated` on every retry.
-pub const IDEMPOTENCY_FINGERPRINT: &str = "idempotency-fingerprint";
-/// Set on an answer that replays an earlier batch with the same key.
-pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
-
-pub const LIST_DEFAULT: u32 = 100;
+use crate::telemetry::Diagnostics;
 
 /// One per tier and process, shared by every worker.
 #[derive(Clone)]
@@ -46,14 +36,33 @@ impl BatchLimits {
     /// document list in memory and a database connection for seconds, so
     /// bursts wait at the client instead of piling up here.
     pub fn enter(&self) -> Result<OwnedSemaphorePermit, ApiError> {
-        self.gate.clone().try_acquire_owned().map_err(|_| {
-            ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many batches in progress, retry later",
-            )
-            .retry_after(self.retry_after_secs)
-        })
+        self.gate
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| self.busy())
     }
+
+    /// The answer to a batch that finds every slot taken (here, or at the
+    /// internal tier).
+    pub fn busy(&self) -> ApiError {
+        ApiError::failure(Failure::BatchesBusy).retry_after(self.retry_after_secs)
+    }
+}
+
+/// Runs `parse` (reading up to `batch.max_items` items) on the blocking
+/// pool: on the worker's event loop it would stall every other request of
+/// the worker. A refusal goes to the trace log.
+pub async fn parse_off_thread<T: Send + 'static>(
+    parse: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+    diagnostics: &Diagnostics,
+    trace: Option<&TraceToken>,
+) -> Result<T, ApiError> {
+    let parsed = actix_web::web::block(parse)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    parsed.inspect_err(|e| {
+        diagnostics.log(trace, format_args!("batch rejected: {}", e.message()));
+    })
 }
 
 pub fn check_count(n: usize, max_items: usize) -> Result<(), ApiError> {
@@ -81,48 +90,4 @@ pub fn idempotency_header<'r>(
             .map(Some)
             .map_err(|_| ApiError::bad_request("malformed Idempotency-Key")),
     }
-}
-
-pub const KEY_REUSED: &str = "Idempotency-Key was already used with a different payload";
-
-#[derive(Deserialize)]
-struct RawListQuery {
-    limit: Option<String>,
-    after: Option<String>,
-}
-
-/// `?limit=N&after=ID`, checked.
-pub struct ListQuery {
-    pub limit: u32,
-    pub after: Option<DocId>,
-}
-
-impl ListQuery {
-    pub fn parse(query: &str) -> Result<Self, ApiError> {
-        let raw: RawListQuery =
-            serde_urlencoded_query(query).ok_or(ApiError::bad_request("malformed query string"))?;
-        let limit = match raw.limit.as_deref() {
-            None => LIST_DEFAULT,
-            Some(l) => l
-                .parse::<u32>()
-                .ok()
-                .filter(|l| (1..=LIST_MAX).contains(l))
-                .ok_or(ApiError::bad_request(
-                    "limit must be an integer from 1 to 1000",
-                ))?,
-        };
-        let after = match raw.after.as_deref() {
-            None | Some("") => None,
-            Some(a) => Some(DocId::parse(a).ok_or(ApiError::bad_request(
-                "malformed after: expected a 24-hex id",
-            ))?),
-        };
-        Ok(ListQuery { limit, after })
-    }
-}
-
-fn serde_urlencoded_query(query: &str) -> Option<RawListQuery> {
-    actix_web::web::Query::<RawListQuery>::from_query(query)
-        .ok()
-        .map(|q| q.into_inner())
 }

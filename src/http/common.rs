@@ -1,10 +1,13 @@
 //! Routes every tier serves besides its readiness check.
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::HttpResponse;
+use actix_web::http::{Method, StatusCode};
 use serde::Serialize;
 
+use super::response::{json, text};
+use super::routes::Routes;
 use crate::build_info;
+use crate::internal_api::LIVE;
 use crate::settings::Mode;
 
 #[derive(Serialize)]
@@ -17,32 +20,29 @@ struct Version {
 
 /// `/api/health/live` and `/api/version`. `mode` is the process's mode, so
 /// both tiers of an `all` process say `all`.
-pub fn routes(cfg: &mut web::ServiceConfig, mode: Mode) {
+pub fn routes(routes: &mut Routes, mode: Mode) {
     let version = Version {
         version: build_info::VERSION,
         git_sha: build_info::GIT_SHA,
         channel: build_info::CHANNEL,
         mode: mode.as_str(),
     };
-    let version = serde_json::to_string(&version).unwrap_or_default();
-    cfg.route("/api/health/live", web::get().to(live))
-        .route("/api/health/live", super::options("GET,HEAD"))
-        .route(
-            "/api/version",
-            web::get().to(move || {
-                let body = version.clone();
-                async move { super::json(StatusCode::OK, body) }
-            }),
-        )
-        .route("/api/version", super::options("GET,HEAD"));
+    // A struct of strings always serializes.
+    let version = serde_json::to_string(&version).expect("the version serializes");
+    routes
+        .add(Method::GET, LIVE, live)
+        .add(Method::GET, "/api/version", move || {
+            let body = version.clone();
+            async move { json(StatusCode::OK, body) }
+        });
 }
 
 /// Liveness: answers as long as the process serves, touching nothing else.
 async fn live() -> HttpResponse {
-    super::text(StatusCode::OK, "OK")
+    text(StatusCode::OK, "OK")
 }
 
 /// Unknown routes: a short text instead of an empty body.
 pub async fn not_found() -> HttpResponse {
-    super::text(StatusCode::NOT_FOUND, "not found")
+    text(StatusCode::NOT_FOUND, "not found")
 }

@@ -5,6 +5,9 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use actix_web::{HttpResponse, ResponseError};
 
+use super::response::TEXT;
+use crate::internal_api::Failure;
+
 /// The one error type of both HTTP surfaces: a status and a short, stable
 /// text for the client. Causes are logged where the error is made, never
 /// sent to the client.
@@ -30,6 +33,19 @@ impl ApiError {
         ApiError {
             status,
             message: Cow::Owned(message),
+            retry_after: None,
+        }
+    }
+
+    /// One of the internal API's failures, with its status and text (the
+    /// public API answers some of them with the same text).
+    pub fn failure(failure: Failure) -> Self {
+        // Every status in `internal_api::Failure` is a valid one (tested).
+        let status = StatusCode::from_u16(failure.status())
+            .expect("internal_api::Failure statuses are valid HTTP statuses");
+        ApiError {
+            status,
+            message: Cow::Borrowed(failure.text()),
             retry_after: None,
         }
     }
@@ -75,10 +91,30 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
-        response.insert_header((CONTENT_TYPE, HeaderValue::from_static(super::TEXT)));
+        response.insert_header((CONTENT_TYPE, HeaderValue::from_static(TEXT)));
         if let Some(secs) = self.retry_after {
             response.insert_header((RETRY_AFTER, secs));
         }
         response.body(self.message.clone().into_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_api_failures_answer_with_their_status_and_text() {
+        for failure in [
+            Failure::NotFound,
+            Failure::StorageUnavailable,
+            Failure::Unavailable,
+            Failure::KeyReused,
+            Failure::BatchesBusy,
+        ] {
+            let e = ApiError::failure(failure);
+            assert_eq!(e.status().as_u16(), failure.status());
+            assert_eq!(e.message(), failure.text());
+        }
     }
 }

@@ -17,7 +17,7 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use futures_util::StreamExt;
 
-use super::text;
+use super::response::text;
 use crate::settings::HttpSettings;
 
 #[derive(Clone, Copy, Debug)]
@@ -61,8 +61,9 @@ fn reads_body(req: &ServiceRequest) -> bool {
 /// `head_mut` and `match_info_mut` panic when the request has been cloned
 /// (the request head is then shared), so no middleware outside `check`
 /// may keep a copy of the `HttpRequest` while it runs: the telemetry and
-/// rate-limit middlewares wrapped around it (src/startup.rs) only read it.
-/// A new outer middleware must do the same, or go inside `check`.
+/// rate-limit middlewares wrapped around it (src/startup/public_tier.rs,
+/// src/startup/internal_tier.rs) only read it. A new outer middleware must
+/// do the same, or go inside `check`.
 fn express_routing(req: &mut ServiceRequest) {
     use actix_web::http::Method;
     use actix_web::http::uri::{PathAndQuery, Uri};
@@ -95,15 +96,13 @@ fn express_routing(req: &mut ServiceRequest) {
     req.head_mut().uri = uri;
 }
 
-/// The middleware (`.app_data(guards).wrap(from_fn(guards::check))`).
+/// The middleware, with the tier's limits:
+/// `.wrap(from_fn(move |req, next| guards::check(guards, req, next)))`.
 pub async fn check(
+    this: Guards,
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let this = req
-        .app_data::<Guards>()
-        .copied()
-        .unwrap_or_else(|| Guards::new(&HttpSettings::default()));
     {
         let target_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
         if target_len > this.max_uri_bytes {

@@ -2,22 +2,26 @@
 
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Serialize;
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 use serde_json::value::RawValue;
 
-use super::batch::{
-    self, BatchLimits, IDEMPOTENCY_FINGERPRINT, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, ListQuery,
-};
-use super::{ApiError, json, text};
+use super::batch::{self, BatchLimits};
+use super::error::ApiError;
+use super::list::ListQuery;
+use super::response::{json, text};
+use super::routes::Routes;
+use super::schemas;
 use crate::domain::{
     DocId, Document, DocumentError, IdempotencyKey, TraceToken, fingerprint, is_fingerprint,
 };
-use crate::storage::{BatchOutcome, Store, StoreError};
+use crate::internal_api::{
+    self as api, Failure, IDEMPOTENCY_FINGERPRINT, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED,
+    TRACE_HEADER,
+};
+use crate::storage::{BatchOutcome, LIST_MAX, Store, StoreError};
 use crate::telemetry::Diagnostics;
-use crate::telemetry::names::TRACE_HEADER;
 
 pub struct InternalState {
     pub store: Arc<dyn Store>,
@@ -26,26 +30,29 @@ pub struct InternalState {
 
 /// `limits` is shared by every worker of the tier; the batch route gets its
 /// own body size limit, the other routes keep the app-wide one.
-pub fn routes(cfg: &mut web::ServiceConfig, limits: &BatchLimits) {
-    cfg.service(
-        web::resource("/api/cache/batch")
-            .app_data(web::PayloadConfig::new(limits.max_body_bytes))
-            .app_data(web::Data::new(limits.clone()))
-            .route(web::post().to(create_batch))
+pub fn routes(routes: &mut Routes, limits: &BatchLimits) {
+    routes
+        .resource(
+            api::CACHE_BATCH,
             // As an id, "batch" is malformed: GET and DELETE answer the 400
             // the old service gave, not a 405 from this resource.
-            .route(web::get().to(read))
-            .route(web::delete().to(delete))
-            .route(super::options("POST,GET,HEAD,DELETE")),
-    )
-    .route("/api/health", web::get().to(health))
-    .route("/api/health", super::options("GET,HEAD"))
-    .route("/api/cache", web::post().to(create))
-    .route("/api/cache", web::get().to(list))
-    .route("/api/cache", super::options("POST,GET,HEAD"))
-    .route("/api/cache/{id}", web::get().to(read))
-    .route("/api/cache/{id}", web::delete().to(delete))
-    .route("/api/cache/{id}", super::options("GET,HEAD,DELETE"));
+            &[
+                (Method::POST, api::CACHE_BATCH),
+                (Method::GET, api::CACHE_ITEM),
+                (Method::DELETE, api::CACHE_ITEM),
+            ],
+            web::resource(api::CACHE_BATCH)
+                .app_data(web::PayloadConfig::new(limits.max_body_bytes))
+                .app_data(web::Data::new(limits.clone()))
+                .route(web::post().to(create_batch))
+                .route(web::get().to(read))
+                .route(web::delete().to(delete)),
+        )
+        .add(Method::GET, api::HEALTH, health)
+        .add(Method::POST, api::CACHE, create)
+        .add(Method::GET, api::CACHE, list)
+        .add(Method::GET, api::CACHE_ITEM, read)
+        .add(Method::DELETE, api::CACHE_ITEM, delete);
 }
 
 fn trace_of(req: &HttpRequest) -> Option<TraceToken> {
@@ -55,22 +62,18 @@ fn trace_of(req: &HttpRequest) -> Option<TraceToken> {
         .and_then(TraceToken::parse)
 }
 
-/// The old service's text for every storage outage, kept for clients that
-/// match on it; the logs name the real backend and cause.
-const STORAGE_DOWN: ApiError = ApiError::new(StatusCode::GATEWAY_TIMEOUT, "MongoDB not connected");
-
 fn storage_error(state: &InternalState, trace: Option<&TraceToken>, e: StoreError) -> ApiError {
     state
         .diagnostics
         .log(trace, format_args!("storage failed: {e}"));
     match e {
+        // The old service's text for every storage outage, kept for
+        // clients that match on it; the logs name the real backend and cause.
         StoreError::Unavailable(cause) => {
             tracing::warn!(backend = state.store.backend(), %cause, "storage unavailable");
-            STORAGE_DOWN
+            ApiError::failure(Failure::StorageUnavailable)
         }
-        StoreError::IdempotencyConflict => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, batch::KEY_REUSED)
-        }
+        StoreError::IdempotencyConflict => ApiError::failure(Failure::KeyReused),
         rejected @ StoreError::Rejected(_) => {
             ApiError::with_text(StatusCode::BAD_REQUEST, rejected.to_string())
         }
@@ -88,30 +91,26 @@ pub(crate) async fn health(state: web::Data<InternalState>) -> HttpResponse {
         Ok(()) => text(StatusCode::OK, "Healthy"),
         Err(e) => {
             tracing::warn!(backend = state.store.backend(), error = %e, "readiness check failed");
-            text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Unhealthy: storage unreachable",
-            )
+            ApiError::failure(Failure::Unavailable).error_response()
         }
     }
 }
 
 #[utoipa::path(get, path = "/api/cache/{id}", tag = "cache",
-    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$", description = "The document id: 24 hexadecimal digits"), super::openapi::Trace),
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$", description = "The document id: 24 hexadecimal digits"), schemas::Trace),
     responses(
-        (status = 200, description = "The stored document with its `_id` first", body = super::openapi::StoredDocument, content_type = "application/json"),
+        (status = 200, description = "The stored document with its `_id` first", body = schemas::StoredDocument, content_type = "application/json"),
         (status = 400, description = "`malformed cacheId`", body = String, content_type = "text/plain"),
         (status = 404, description = "`cacheId not found`", body = String, content_type = "text/plain"),
-        (status = 414, description = "`URI too long`", body = String, content_type = "text/plain"),
-        (status = 504, description = "Storage unavailable or too slow (`MongoDB not connected`, the old text)", body = String, content_type = "text/plain"),
+        schemas::UriTooLong,
+        schemas::StorageDown,
     ))]
 pub(crate) async fn read(
     req: HttpRequest,
     state: web::Data<InternalState>,
 ) -> Result<HttpResponse, ApiError> {
     let trace = trace_of(&req);
-    let raw = req.match_info().get("id").unwrap_or_default();
-    let Some(id) = DocId::parse(raw) else {
+    let Some(id) = req.match_info().get("id").and_then(DocId::parse) else {
         state
             .diagnostics
             .log(trace.as_ref(), "read rejected: malformed cacheId");
@@ -128,29 +127,23 @@ pub(crate) async fn read(
             state
                 .diagnostics
                 .log(trace.as_ref(), format_args!("read {id}: not found"));
-            Err(ApiError::not_found("cacheId not found"))
+            Err(ApiError::failure(Failure::NotFound))
         }
         Err(e) => Err(storage_error(&state, trace.as_ref(), e)),
     }
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct Created<'a> {
-    #[schema(pattern = "^[0-9a-f]{24}$")]
-    id: &'a str,
-}
-
 #[utoipa::path(post, path = "/api/cache", tag = "cache",
-    params(super::openapi::Trace),
-    request_body(content = super::openapi::NewDocument, content_type = "application/json"),
+    params(schemas::Trace),
+    request_body(content = schemas::NewDocument, content_type = "application/json"),
     responses(
-        (status = 200, description = "Stored", body = Created<'static>, content_type = "application/json",
+        (status = 200, description = "Stored", body = api::Created<'static>, content_type = "application/json",
             links(("read" = (operation_id = "read", parameters(("id" = "$response.body#/id")), description = "The document just stored")))
         ),
         (status = 400, description = "`missing body` (not one JSON object), `_id is assigned by the server`, or on MongoDB `document cannot be stored: <reason>` (a NUL in a key, a number beyond a double, a lone UTF-16 surrogate, nesting beyond 100 levels)", body = String, content_type = "text/plain"),
         (status = 408, description = "`request body timed out`", body = String, content_type = "text/plain"),
         (status = 413, description = "The body is larger than `internal.max_body_bytes`", body = String, content_type = "text/plain"),
-        (status = 504, description = "Storage unavailable or too slow (`MongoDB not connected`, the old text)", body = String, content_type = "text/plain"),
+        schemas::StorageDown,
     ))]
 pub(crate) async fn create(
     req: HttpRequest,
@@ -176,8 +169,10 @@ pub(crate) async fn create(
     state
         .diagnostics
         .log(trace.as_ref(), format_args!("stored {id}"));
-    let body =
-        serde_json::to_string(&Created { id: id.as_str() }).map_err(|e| ApiError::internal(&e))?;
+    let created = api::Created {
+        id: id.as_str().into(),
+    };
+    let body = serde_json::to_string(&created).map_err(|e| ApiError::internal(&e))?;
     Ok(json(StatusCode::OK, body))
 }
 
@@ -207,13 +202,22 @@ fn parse_batch(body: &[u8], max_items: usize) -> Result<Vec<(DocId, Document)>, 
         .collect()
 }
 
-#[derive(Serialize)]
-struct BatchCreated<'a> {
-    ids: Vec<&'a str>,
-}
-
+#[utoipa::path(post, path = "/api/cache/batch", tag = "cache",
+    params(schemas::IdempotencyKey, schemas::IdempotencyFingerprint, schemas::Trace),
+    request_body(content = Vec<schemas::NewDocument>, content_type = "application/json", description = "Documents to store, all or none"),
+    responses(
+        (status = 200, description = "Stored, all of them", body = api::BatchCreated<'static>, content_type = "application/json",
+            headers(("Idempotent-Replayed" = String, description = "`true` when this answers an earlier batch with the same key")),
+        ),
+        (status = 400, description = "`body must be a JSON array of objects`, `batch is empty`, `batch has N items, more than the maximum of M`, `item N: <reason>`, `malformed Idempotency-Key...` or `malformed Idempotency-Fingerprint`", body = String, content_type = "text/plain"),
+        (status = 408, description = "`request body timed out`", body = String, content_type = "text/plain"),
+        (status = 413, description = "The body is larger than `batch.max_body_bytes`", body = String, content_type = "text/plain"),
+        (status = 422, description = "`Idempotency-Key was already used with a different payload`", body = String, content_type = "text/plain"),
+        (status = 429, description = "`too many batches in progress, retry later`", body = String, content_type = "text/plain", headers(("Retry-After" = u64, description = "seconds"))),
+        schemas::StorageDown,
+    ))]
 /// A JSON array of objects, stored all together or not at all.
-async fn create_batch(
+pub(crate) async fn create_batch(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<InternalState>,
@@ -221,18 +225,13 @@ async fn create_batch(
 ) -> Result<HttpResponse, ApiError> {
     let _slot = limits.enter()?;
     let trace = trace_of(&req);
-    // Parsing up to 100,000 items takes long enough to stall every other
-    // request on this worker's event loop: it runs on the blocking pool.
     let max_items = limits.max_items;
-    let parsed = web::block(move || parse_batch(&body, max_items))
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    let items = parsed.inspect_err(|e| {
-        state.diagnostics.log(
-            trace.as_ref(),
-            format_args!("batch rejected: {}", e.message()),
-        );
-    })?;
+    let items = batch::parse_off_thread(
+        move || parse_batch(&body, max_items),
+        &state.diagnostics,
+        trace.as_ref(),
+    )
+    .await?;
     let key = match batch::idempotency_header(&req, IDEMPOTENCY_KEY)? {
         None => None,
         Some(raw_key) => {
@@ -266,8 +265,8 @@ async fn create_batch(
             if replayed { "replayed" } else { "stored" }
         ),
     );
-    let body = serde_json::to_string(&BatchCreated {
-        ids: outcome.ids().iter().map(DocId::as_str).collect(),
+    let body = serde_json::to_string(&api::BatchCreated {
+        ids: outcome.ids().iter().map(|id| id.as_str().into()).collect(),
     })
     .map_err(|e| ApiError::internal(&e))?;
     let mut response = json(StatusCode::OK, body);
@@ -280,10 +279,21 @@ async fn create_batch(
     Ok(response)
 }
 
+#[utoipa::path(get, path = "/api/cache", tag = "cache",
+    params(schemas::Page, schemas::Trace),
+    responses(
+        (status = 200, description = "One page of documents, in id order", body = schemas::DocumentPage, content_type = "application/json"),
+        (status = 400, description = "`limit must be an integer from 1 to 1000`, `malformed after: expected a 24-hex id` or `malformed query string`", body = String, content_type = "text/plain"),
+        schemas::UriTooLong,
+        schemas::StorageDown,
+    ))]
 /// `{"items": [...], "next": "<id>" | null}`, in id order.
-async fn list(req: HttpRequest, state: web::Data<InternalState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn list(
+    req: HttpRequest,
+    state: web::Data<InternalState>,
+) -> Result<HttpResponse, ApiError> {
     let trace = trace_of(&req);
-    let query = ListQuery::parse(req.query_string())?;
+    let query = ListQuery::parse(req.query_string(), LIST_MAX)?;
     // One more than asked tells whether another page exists, so the last
     // page says `next: null` instead of sending the client to an empty one.
     let mut page = state
@@ -319,13 +329,25 @@ async fn list(req: HttpRequest, state: web::Data<InternalState>) -> Result<HttpR
     Ok(json(StatusCode::OK, out))
 }
 
-async fn delete(
+#[utoipa::path(delete, path = "/api/cache/{id}", tag = "cache",
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$", description = "The document id: 24 hexadecimal digits"), schemas::Trace),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "`malformed cacheId`", body = String, content_type = "text/plain"),
+        (status = 404, description = "`cacheId not found`", body = String, content_type = "text/plain"),
+        schemas::UriTooLong,
+        schemas::StorageDown,
+    ))]
+pub(crate) async fn delete(
     req: HttpRequest,
     state: web::Data<InternalState>,
 ) -> Result<HttpResponse, ApiError> {
     let trace = trace_of(&req);
-    let raw = req.match_info().get("id").unwrap_or_default();
-    let id = DocId::parse(raw).ok_or(ApiError::bad_request("malformed cacheId"))?;
+    let id = req
+        .match_info()
+        .get("id")
+        .and_then(DocId::parse)
+        .ok_or(ApiError::bad_request("malformed cacheId"))?;
     match state.store.delete(&id).await {
         Ok(true) => {
             state
@@ -333,7 +355,7 @@ async fn delete(
                 .log(trace.as_ref(), format_args!("deleted {id}"));
             Ok(HttpResponse::NoContent().finish())
         }
-        Ok(false) => Err(ApiError::not_found("cacheId not found")),
+        Ok(false) => Err(ApiError::failure(Failure::NotFound)),
         Err(e) => Err(storage_error(&state, trace.as_ref(), e)),
     }
 }

@@ -6,49 +6,15 @@ pub mod common;
 pub mod error;
 pub mod guards;
 pub mod internal;
+pub mod list;
 pub mod openapi;
 pub mod public;
 pub mod rate_limit;
-
-use actix_web::HttpResponse;
-use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
+pub mod response;
+pub mod routes;
+pub mod schemas;
+pub mod telemetry;
+pub mod tiers;
 
 pub use error::ApiError;
-
-/// The old Express services sent `application/json; charset=utf-8`.
-pub const JSON: &str = "application/json; charset=utf-8";
-pub const TEXT: &str = "text/plain; charset=utf-8";
-
-pub fn text(status: StatusCode, body: &'static str) -> HttpResponse {
-    HttpResponse::build(status)
-        .insert_header((CONTENT_TYPE, HeaderValue::from_static(TEXT)))
-        .body(body)
-}
-
-/// `OPTIONS` on a route, answered as Express answered it by default:
-/// 200, `Allow` and the body both the route's methods (`GET,HEAD` for a
-/// `GET` route), as HTML. Old clients and probes that send `OPTIONS` keep
-/// their 200; a path no route serves stays a 404.
-pub fn options(allow: &'static str) -> actix_web::Route {
-    actix_web::web::route()
-        .method(actix_web::http::Method::OPTIONS)
-        .to(move || async move {
-            HttpResponse::Ok()
-                .insert_header((actix_web::http::header::ALLOW, allow))
-                .insert_header((
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("text/html; charset=utf-8"),
-                ))
-                .body(allow)
-        })
-}
-
-pub fn json<B: actix_web::body::MessageBody + 'static>(
-    status: StatusCode,
-    body: B,
-) -> HttpResponse {
-    HttpResponse::build(status)
-        .insert_header((CONTENT_TYPE, HeaderValue::from_static(JSON)))
-        .body(body)
-}
+pub use response::{JSON, TEXT, json, options, text};

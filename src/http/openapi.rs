@@ -5,51 +5,22 @@
 //! so a status code or body a route can return and the document does not
 //! list is a failing build.
 
-use std::collections::HashMap;
-
-use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
-use actix_web::{HttpResponse, web};
+use actix_web::http::{Method, StatusCode};
 use serde::Serialize;
 use utoipa::OpenApi;
 
-use super::{internal, public};
+use super::internal;
+use super::public::{batch, customers};
+use super::response::json;
+use super::routes::Routes;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tier {
     Public,
     Internal,
 }
-
-/// A customer as the public tier returns it: the stored document.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct StoredCustomer {
-    #[serde(rename = "_id")]
-    #[schema(pattern = "^[0-9a-f]{24}$")]
-    id: String,
-    name: Option<String>,
-    /// Milliseconds since the Unix epoch.
-    #[serde(rename = "dateCreated")]
-    date_created: Option<i64>,
-}
-
-/// Any stored JSON object, with the `_id` the internal tier assigned.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct StoredDocument {
-    #[serde(rename = "_id")]
-    #[schema(pattern = "^[0-9a-f]{24}$")]
-    id: String,
-}
-
-/// Any JSON object without a top-level `_id`.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct NewDocument(HashMap<String, serde_json::Value>);
-
-/// The optional trace token (printable ASCII, at most 128 characters); an
-/// invalid one is ignored, never an error.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Header, names("X-Trace"))]
-pub struct Trace(#[allow(dead_code)] Option<String>);
 
 /// `GET /api/health/live` (served by `common::routes`).
 #[utoipa::path(get, path = "/api/health/live", tag = "health",
@@ -73,13 +44,36 @@ pub struct Version {
 #[allow(dead_code)]
 fn version() {}
 
+/// `GET /api/openapi.json` (served by `routes`).
+#[utoipa::path(get, path = "/api/openapi.json", tag = "docs",
+    responses((status = 200, description = "This document", body = Object, content_type = "application/json")))]
+#[allow(dead_code)]
+fn openapi_json() {}
+
+/// `GET /api/docs` (served by `routes`).
+#[utoipa::path(get, path = "/api/docs", tag = "docs",
+    responses((status = 200, description = "Swagger UI for this document", body = String, content_type = "text/html")))]
+#[allow(dead_code)]
+fn docs() {}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "cinemo public API",
         description = "Customers API of the public tier. Errors are short `text/plain` texts."
     ),
-    paths(public::create, public::read, public::health, live, version)
+    paths(
+        customers::create,
+        customers::read,
+        customers::list,
+        customers::delete,
+        batch::create_batch,
+        customers::health,
+        live,
+        version,
+        openapi_json,
+        docs
+    )
 )]
 struct PublicApi;
 
@@ -89,20 +83,30 @@ struct PublicApi;
         title = "cinemo internal API",
         description = "Cache API of the internal tier (mutual TLS in production). Errors are short `text/plain` texts."
     ),
-    paths(internal::create, internal::read, internal::health, live, version)
+    paths(
+        internal::create,
+        internal::read,
+        internal::list,
+        internal::delete,
+        internal::create_batch,
+        internal::health,
+        live,
+        version,
+        openapi_json,
+        docs
+    )
 )]
 struct InternalApi;
 
 /// The document of one tier as JSON.
-pub fn document(tier: Tier) -> String {
+pub fn document(tier: Tier) -> anyhow::Result<String> {
     let mut doc = match tier {
         Tier::Public => PublicApi::openapi(),
         Tier::Internal => InternalApi::openapi(),
     };
     doc.info.version = crate::build_info::VERSION.to_owned();
-    // Serializing a value built by utoipa cannot fail; an empty document
-    // would still be served rather than taking the tier down.
-    doc.to_pretty_json().unwrap_or_default()
+    doc.to_pretty_json()
+        .map_err(|e| anyhow::anyhow!("cannot write the {tier:?} tier's OpenAPI document: {e}"))
 }
 
 macro_rules! asset {
@@ -134,27 +138,20 @@ fn static_response(content_type: &'static str, body: &'static [u8]) -> HttpRespo
         .body(body)
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig, tier: Tier) {
-    let doc = document(tier);
-    cfg.route(
-        "/api/openapi.json",
-        web::get().to(move || {
-            let body = doc.clone();
-            async move { super::json(StatusCode::OK, body) }
-        }),
-    );
-    cfg.route("/api/openapi.json", super::options("GET,HEAD"));
+/// `/api/openapi.json` (the tier's `document`) and the Swagger UI.
+pub fn routes(routes: &mut Routes, document: String) {
+    routes.add(Method::GET, "/api/openapi.json", move || {
+        let body = document.clone();
+        async move { json(StatusCode::OK, body) }
+    });
     let (_, _, index) = ASSETS[0];
-    cfg.route(
-        "/api/docs",
-        web::get().to(move || async move { static_response("text/html; charset=utf-8", index) }),
-    );
-    cfg.route("/api/docs", super::options("GET,HEAD"));
+    routes.add(Method::GET, "/api/docs", move || async move {
+        static_response("text/html; charset=utf-8", index)
+    });
     for (path, content_type, body) in ASSETS {
-        cfg.route(
+        routes.asset(
             path,
-            web::get().to(move || async move { static_response(content_type, body) }),
+            move || async move { static_response(content_type, body) },
         );
-        cfg.route(path, super::options("GET,HEAD"));
     }
 }

@@ -26,7 +26,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 
-use super::TEXT;
+use super::response::TEXT;
 use crate::settings::PublicSettings;
 
 pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
@@ -157,17 +157,13 @@ impl RateLimit {
     }
 }
 
-/// The middleware: `.app_data(limit).wrap(Condition::new(limit.enabled(), from_fn(rate_limit::check)))`.
+/// The middleware, with the tier's limiter: `.wrap(Condition::new(limit.enabled(),
+/// from_fn(move |req, next| rate_limit::check(limit.clone(), req, next))))`.
 pub async fn check(
+    limit: RateLimit,
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let Some(limit) = req.app_data::<RateLimit>().cloned() else {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_boxed_body);
-    };
     // Every TCP connection has a peer; without one there is nothing to key on.
     let Some(peer) = req.peer_addr() else {
         return next

@@ -13,150 +13,46 @@
 //! per second than HTTP/1.1 (docs/performance.md). Batches keep their own
 //! HTTP/1.1 connections, so a 64 MiB import never sits in front of
 //! customer reads on a shared TCP stream.
+//!
+//! Paths, headers and the meaning of each answer are the internal API's
+//! (`crate::internal_api`); an answer is decoded once, into a value or an
+//! `InternalError`.
 
+mod config;
+mod error;
 mod pool;
 
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
-use hyper::http::uri::{Authority, PathAndQuery, Scheme};
+use hyper::http::uri::PathAndQuery;
 use hyper::{Method, Request, StatusCode, Uri};
-use rustls::pki_types::ServerName;
-use serde::Deserialize;
 
 use crate::domain::{DocId, TraceToken};
-use crate::settings::PublicSettings;
-use crate::telemetry::names::{self, TRACE_HEADER};
+use crate::internal_api::{self as api, Failure};
+use crate::telemetry::names;
 use crate::telemetry::otel::DependencyCall;
-use pool::{Endpoint, H1Pool, H2Lanes, Tls};
+pub use config::InternalClientConfig;
+use config::Shared;
+pub use error::InternalError;
+use error::error_chain;
+use pool::{H1Pool, H2Lanes};
 
 const USER_AGENT_VALUE: &str = concat!("cinemo-public/", env!("CARGO_PKG_VERSION"));
 
-/// Everything needed to build a client; built once per actix worker so each
-/// worker's connections stay on its own thread.
+/// One actix worker's client (cheap to clone; clones share the connections).
 #[derive(Clone)]
-pub struct InternalClientConfig {
+pub struct InternalClient {
     shared: Arc<Shared>,
-    /// Swaps the certificate and CA inside the TLS configuration (every
-    /// worker's client shares them).
-    tls_reloader: Option<Arc<crate::tls::Reloader>>,
-}
-
-/// What every worker's client shares.
-struct Shared {
-    endpoint: Arc<Endpoint>,
-    scheme: Scheme,
-    /// The URL's authority: `Host` (HTTP/1.1) or `:authority` (HTTP/2).
-    authority: Authority,
-    host_header: HeaderValue,
-    http2: bool,
-    timeout: Duration,
-    /// Batch calls carry up to `batch.max_items` documents: their own deadline.
-    batch_timeout: Duration,
+    h1: Rc<H1Pool>,
+    h2: Rc<H2Lanes>,
 }
 
 impl InternalClientConfig {
-    pub fn new(settings: &PublicSettings, base_url: &str) -> anyhow::Result<Self> {
-        let (tls, tls_reloader) = crate::tls::internal_client(&settings.internal_tls)?.unzip();
-        let url = reqwest::Url::parse(base_url)
-            .with_context(|| format!("the internal tier's URL {base_url:?} is not a URL"))?;
-        let https = match url.scheme() {
-            "http" => false,
-            "https" => true,
-            other => anyhow::bail!("the internal tier's URL must be http or https, not {other}"),
-        };
-        // The scheme decides, as it always has: the settings insist on
-        // https:// wherever public.internal_tls is set (except `all` mode
-        // over a plain loopback listener), and the internal tier is only
-        // ever verified against the private CA, never the web PKI.
-        let tls = match (https, tls) {
-            (true, None) => anyhow::bail!(
-                "the internal tier's URL {base_url} is https://, so public.internal_tls.ca_file \
-                 must be set: the internal tier is verified against the private CA only"
-            ),
-            (true, tls) => tls,
-            (false, _) => None,
-        };
-        if !matches!(url.path(), "" | "/") || url.query().is_some() {
-            anyhow::bail!("the internal tier's URL {base_url} must not have a path or query");
-        }
-        let host = url
-            .host_str()
-            .context("the internal tier's URL has no host")?
-            // `[::1]` in a URL is `::1` to the resolver and to TLS.
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let port = url
-            .port_or_known_default()
-            .context("the internal tier's URL has no port")?;
-        let authority = match url.port() {
-            Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
-            None => url.host_str().unwrap_or_default().to_owned(),
-        };
-        let tls = match tls {
-            Some(config) => {
-                // Each connection says in its handshake which protocol it speaks.
-                let with_alpn = |protocol: &[u8]| {
-                    let mut config = config.clone();
-                    config.alpn_protocols = vec![protocol.to_vec()];
-                    tokio_rustls::TlsConnector::from(Arc::new(config))
-                };
-                Some(Tls {
-                    h1: with_alpn(b"http/1.1"),
-                    h2: with_alpn(b"h2"),
-                    name: ServerName::try_from(host.clone())
-                        .with_context(|| format!("{host:?} is not a TLS server name"))?,
-                })
-            }
-            None => None,
-        };
-        let endpoint = Endpoint {
-            host,
-            port,
-            tls,
-            connect_timeout: Duration::from_millis(settings.internal_connect_timeout_ms),
-            max_age: Duration::from_secs(settings.internal_connection_max_age_secs),
-            h1_max_idle: settings.internal_pool_max_idle,
-        };
-        Ok(InternalClientConfig {
-            shared: Arc::new(Shared {
-                endpoint: Arc::new(endpoint),
-                scheme: if https { Scheme::HTTPS } else { Scheme::HTTP },
-                authority: authority
-                    .parse()
-                    .context("the internal tier's URL has no valid authority")?,
-                host_header: HeaderValue::from_str(&authority)
-                    .context("the internal tier's URL is not a valid Host header")?,
-                http2: settings.internal_http2,
-                timeout: Duration::from_millis(settings.internal_timeout_ms),
-                batch_timeout: Duration::from_millis(settings.internal_timeout_ms),
-            }),
-            tls_reloader: tls_reloader.map(Arc::new),
-        })
-    }
-
-    pub fn with_batch_timeout(mut self, timeout: Duration) -> Self {
-        // Only called while building, before any worker holds a clone.
-        if let Some(shared) = Arc::get_mut(&mut self.shared) {
-            shared.batch_timeout = timeout;
-        }
-        self
-    }
-
-    pub fn tls_reloader(&self) -> Option<Arc<crate::tls::Reloader>> {
-        self.tls_reloader.clone()
-    }
-
-    pub fn timeout(&self) -> Duration {
-        self.shared.timeout
-    }
-
     /// One worker's client. It must be used on the thread of the actix
     /// worker that built it (its connections are driven there).
     pub fn build(&self) -> InternalClient {
@@ -167,59 +63,6 @@ impl InternalClientConfig {
             h2: H2Lanes::new(endpoint),
         }
     }
-}
-
-/// One actix worker's client (cheap to clone; clones share the connections).
-#[derive(Clone)]
-pub struct InternalClient {
-    shared: Arc<Shared>,
-    h1: Rc<H1Pool>,
-    h2: Rc<H2Lanes>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum InternalError {
-    #[error("internal tier unreachable: {0}")]
-    Unreachable(String),
-    #[error("internal tier did not answer in time")]
-    Timeout,
-    /// The internal tier answered with a status the caller did not expect.
-    #[error("internal tier answered {status}: {body}")]
-    Status { status: StatusCode, body: String },
-    #[error("internal tier sent an unreadable answer: {0}")]
-    BadResponse(String),
-}
-
-impl InternalError {
-    /// An error of the exchange itself (after connecting).
-    fn from_hyper(e: &hyper::Error) -> Self {
-        if e.is_parse() || e.is_parse_status() {
-            InternalError::BadResponse(error_chain(e))
-        } else {
-            InternalError::Unreachable(error_chain(e))
-        }
-    }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
-#[derive(Deserialize)]
-struct BatchCreated {
-    ids: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct Created {
-    id: String,
 }
 
 /// What the internal tier answered.
@@ -244,14 +87,15 @@ impl Answer {
         })
     }
 
-    fn parts(self) -> (StatusCode, Bytes) {
-        (self.status, self.body)
+    /// The answer when it is the call's success (`expected`), else what it
+    /// means.
+    fn expect(self, expected: StatusCode) -> Result<Self, InternalError> {
+        if self.status == expected {
+            Ok(self)
+        } else {
+            Err(InternalError::from_answer(self.status, &self.body))
+        }
     }
-}
-
-/// A path built from typed ids and numbers, so always valid.
-fn path(path: String) -> PathAndQuery {
-    PathAndQuery::try_from(path).unwrap_or_else(|_| PathAndQuery::from_static("/"))
 }
 
 /// A request on its way: built by the callers below, sent by `send`.
@@ -259,26 +103,36 @@ struct Call {
     request: Request<Full<Bytes>>,
     timeout: Duration,
     http2: bool,
+    /// The route, for the client span's name (`GET /api/cache/{id}`).
+    route: &'static str,
 }
 
 impl InternalClient {
     /// A call without a body, on the configured protocol.
-    fn request(&self, method: Method, path: PathAndQuery, trace: Option<&TraceToken>) -> Call {
-        self.call(method, path, trace, Bytes::new(), self.shared.http2)
+    fn request(
+        &self,
+        method: Method,
+        route: &'static str,
+        path: String,
+        trace: Option<&TraceToken>,
+    ) -> Result<Call, InternalError> {
+        self.call(method, route, path, trace, Bytes::new(), self.shared.http2)
     }
 
     fn call(
         &self,
         method: Method,
-        path: PathAndQuery,
+        route: &'static str,
+        path: String,
         trace: Option<&TraceToken>,
         body: Bytes,
         http2: bool,
-    ) -> Call {
+    ) -> Result<Call, InternalError> {
         let shared = &self.shared;
-        let mut request = Request::new(Full::new(body));
-        *request.method_mut() = method;
+        let path = PathAndQuery::try_from(path)
+            .map_err(|e| InternalError::Request(format!("{route}: {e}")))?;
         let mut uri = hyper::http::uri::Parts::default();
+        let mut request = Request::new(Full::new(body));
         if http2 {
             // HTTP/2 names the origin in the request (`:scheme`, `:authority`).
             uri.scheme = Some(shared.scheme.clone());
@@ -289,25 +143,31 @@ impl InternalClient {
                 .insert(HOST, shared.host_header.clone());
         }
         uri.path_and_query = Some(path);
-        *request.uri_mut() = Uri::from_parts(uri).unwrap_or_default();
+        *request.uri_mut() =
+            Uri::from_parts(uri).map_err(|e| InternalError::Request(format!("{route}: {e}")))?;
+        *request.method_mut() = method;
         let headers = request.headers_mut();
         headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
-        if let Some(trace) = trace
-            && let Ok(value) = HeaderValue::from_str(trace.as_str())
-        {
-            headers.insert(HeaderName::from_static(TRACE_HEADER), value);
+        if let Some(trace) = trace {
+            // A TraceToken is printable ASCII, always a valid header value.
+            let value = HeaderValue::from_str(trace.as_str())
+                .map_err(|e| InternalError::Request(format!("X-Trace: {e}")))?;
+            headers.insert(HeaderName::from_static(api::TRACE_HEADER), value);
         }
-        Call {
+        Ok(Call {
             request,
             timeout: shared.timeout,
             http2,
-        }
+            route,
+        })
     }
 
     /// Sends with a client span (its `traceparent` goes along, so the
     /// internal tier's span joins the same trace) and a latency measurement.
-    async fn send(&self, span: &str, mut call: Call) -> Result<Answer, InternalError> {
-        let measured = DependencyCall::start(names::PEER_INTERNAL, || span.to_owned());
+    async fn send(&self, mut call: Call) -> Result<Answer, InternalError> {
+        let method = call.request.method().clone();
+        let route = call.route;
+        let measured = DependencyCall::start(names::PEER_INTERNAL, || format!("{method} {route}"));
         measured.inject_headers(call.request.headers_mut());
         let exchange = async {
             if call.http2 {
@@ -374,22 +234,18 @@ impl InternalClient {
         }
     }
 
-    fn unexpected(status: StatusCode, body: &[u8]) -> InternalError {
-        let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-        InternalError::Status { status, body: text }
-    }
-
-    /// The stored document as JSON bytes (`_id` first), or None on 404.
+    /// The stored document as JSON bytes (`_id` first), or None when there
+    /// is none.
     pub async fn get_cache(
         &self,
         id: &DocId,
         trace: Option<&TraceToken>,
     ) -> Result<Option<Bytes>, InternalError> {
-        let call = self.request(Method::GET, path(format!("/api/cache/{id}")), trace);
-        match self.send("GET /api/cache/{id}", call).await?.parts() {
-            (StatusCode::OK, body) => Ok(Some(body)),
-            (StatusCode::NOT_FOUND, _) => Ok(None),
-            (status, body) => Err(Self::unexpected(status, &body)),
+        let call = self.request(Method::GET, api::CACHE_ITEM, api::cache_item(id), trace)?;
+        match self.send(call).await?.expect(StatusCode::OK) {
+            Ok(answer) => Ok(Some(answer.body)),
+            Err(InternalError::Refused(Failure::NotFound)) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -401,24 +257,19 @@ impl InternalClient {
     ) -> Result<DocId, InternalError> {
         let mut call = self.call(
             Method::POST,
-            PathAndQuery::from_static("/api/cache"),
+            api::CACHE,
+            api::CACHE.to_owned(),
             trace,
             document.into(),
             self.shared.http2,
-        );
+        )?;
         call.request
             .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        match self.send("POST /api/cache", call).await?.parts() {
-            (StatusCode::OK, body) => {
-                let created: Created = serde_json::from_slice(&body)
-                    .map_err(|e| InternalError::BadResponse(e.to_string()))?;
-                DocId::parse(&created.id).ok_or_else(|| {
-                    InternalError::BadResponse(format!("malformed id {:?}", created.id))
-                })
-            }
-            (status, body) => Err(Self::unexpected(status, &body)),
-        }
+            .insert(CONTENT_TYPE, HeaderValue::from_static(api::JSON_REQUEST));
+        let answer = self.send(call).await?.expect(StatusCode::OK)?;
+        let created: api::Created = serde_json::from_slice(&answer.body)
+            .map_err(|e| InternalError::BadResponse(e.to_string()))?;
+        parse_id(&created.id)
     }
 
     /// Stores a batch (a JSON array of documents) all or nothing. Returns the
@@ -433,45 +284,35 @@ impl InternalClient {
         // Batches keep to HTTP/1.1 connections of their own (module docs).
         let mut call = self.call(
             Method::POST,
-            PathAndQuery::from_static("/api/cache/batch"),
+            api::CACHE_BATCH,
+            api::CACHE_BATCH.to_owned(),
             trace,
             documents.into(),
             false,
-        );
+        )?;
         call.timeout = self.shared.batch_timeout;
         let headers = call.request.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(api::JSON_REQUEST));
         if let Some((key, fingerprint)) = idempotency {
             // Both were checked to be printable ASCII by IdempotencyKey.
-            if let (Ok(key), Ok(fingerprint)) = (
-                HeaderValue::from_str(key),
-                HeaderValue::from_str(fingerprint),
-            ) {
-                headers.insert(HeaderName::from_static("idempotency-key"), key);
-                headers.insert(
-                    HeaderName::from_static("idempotency-fingerprint"),
-                    fingerprint,
-                );
-            }
+            let value = |v: &str| {
+                HeaderValue::from_str(v)
+                    .map_err(|e| InternalError::Request(format!("idempotency header: {e}")))
+            };
+            headers.insert(HeaderName::from_static(api::IDEMPOTENCY_KEY), value(key)?);
+            headers.insert(
+                HeaderName::from_static(api::IDEMPOTENCY_FINGERPRINT),
+                value(fingerprint)?,
+            );
         }
-        let Answer {
-            status,
-            headers,
-            body,
-        } = self.send("POST /api/cache/batch", call).await?;
-        if status != StatusCode::OK {
-            return Err(Self::unexpected(status, &body));
-        }
-        let replayed = headers.contains_key("idempotent-replayed");
-        let created: BatchCreated =
-            serde_json::from_slice(&body).map_err(|e| InternalError::BadResponse(e.to_string()))?;
+        let answer = self.send(call).await?.expect(StatusCode::OK)?;
+        let replayed = answer.headers.contains_key(api::IDEMPOTENT_REPLAYED);
+        let created: api::BatchCreated = serde_json::from_slice(&answer.body)
+            .map_err(|e| InternalError::BadResponse(e.to_string()))?;
         let ids = created
             .ids
             .iter()
-            .map(|id| {
-                DocId::parse(id)
-                    .ok_or_else(|| InternalError::BadResponse(format!("malformed id {id:?}")))
-            })
+            .map(|id| parse_id(id))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((ids, replayed))
     }
@@ -483,15 +324,9 @@ impl InternalClient {
         after: Option<&DocId>,
         trace: Option<&TraceToken>,
     ) -> Result<Bytes, InternalError> {
-        let query = match after {
-            Some(after) => format!("/api/cache?limit={limit}&after={after}"),
-            None => format!("/api/cache?limit={limit}"),
-        };
-        let call = self.request(Method::GET, path(query), trace);
-        match self.send("GET /api/cache", call).await?.parts() {
-            (StatusCode::OK, body) => Ok(body),
-            (status, body) => Err(Self::unexpected(status, &body)),
-        }
+        let path = api::cache_page(limit, after);
+        let call = self.request(Method::GET, api::CACHE, path, trace)?;
+        Ok(self.send(call).await?.expect(StatusCode::OK)?.body)
     }
 
     /// Deletes a document; false when there was none.
@@ -500,24 +335,59 @@ impl InternalClient {
         id: &DocId,
         trace: Option<&TraceToken>,
     ) -> Result<bool, InternalError> {
-        let call = self.request(Method::DELETE, path(format!("/api/cache/{id}")), trace);
-        match self.send("DELETE /api/cache/{id}", call).await?.parts() {
-            (StatusCode::NO_CONTENT, _) => Ok(true),
-            (StatusCode::NOT_FOUND, _) => Ok(false),
-            (status, body) => Err(Self::unexpected(status, &body)),
+        let call = self.request(Method::DELETE, api::CACHE_ITEM, api::cache_item(id), trace)?;
+        match self.send(call).await?.expect(StatusCode::NO_CONTENT) {
+            Ok(_) => Ok(true),
+            Err(InternalError::Refused(Failure::NotFound)) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
     /// Whether the internal tier's process answers (its liveness route).
     pub async fn live(&self) -> Result<(), InternalError> {
-        let call = self.request(
-            Method::GET,
-            PathAndQuery::from_static("/api/health/live"),
-            None,
+        let call = self.request(Method::GET, api::LIVE, api::LIVE.to_owned(), None)?;
+        self.send(call).await?.expect(StatusCode::OK).map(|_| ())
+    }
+}
+
+fn parse_id(id: &str) -> Result<DocId, InternalError> {
+    DocId::parse(id).ok_or_else(|| InternalError::BadResponse(format!("malformed id {id:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::PublicSettings;
+
+    fn client() -> InternalClient {
+        InternalClientConfig::new(
+            &PublicSettings::default().listening_on("127.0.0.1:8080".parse().unwrap()),
+            "http://127.0.0.1:8081",
+            Duration::from_secs(1),
+        )
+        .expect("a valid URL")
+        .build()
+    }
+
+    #[test]
+    fn a_path_that_is_no_request_target_is_an_error_not_a_request_to_slash() {
+        let e = client()
+            .request(Method::GET, api::CACHE_ITEM, "/api/cache/a b".into(), None)
+            .err()
+            .expect("refused");
+        assert!(
+            matches!(&e, InternalError::Request(why) if why.contains(api::CACHE_ITEM)),
+            "{e}"
         );
-        match self.send("GET /api/health/live", call).await?.parts() {
-            (StatusCode::OK, _) => Ok(()),
-            (status, body) => Err(Self::unexpected(status, &body)),
-        }
+    }
+
+    #[test]
+    fn a_call_names_its_target_and_origin() {
+        let call = client()
+            .request(Method::GET, api::LIVE, api::LIVE.to_owned(), None)
+            .expect("built");
+        // HTTP/2 by default: the origin is in the request target.
+        assert_eq!(call.request.uri(), "http://127.0.0.1:8081/api/health/live");
+        assert!(call.http2);
     }
 }

@@ -21,7 +21,7 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
 
-use super::{InternalError, error_chain};
+use super::error::{InternalError, error_chain};
 
 pub type Body = Full<Bytes>;
 

@@ -1,9 +1,15 @@
-//! The typed configuration. Every struct has `#[serde(default)]` so one layer
-//! (a file, or the environment) can be checked on its own for unknown keys.
+//! The settings as the binary uses them: every layer applied, every
+//! default and convention resolved, every cross-field rule checked
+//! (`resolve.rs`). Nothing here is optional that the binary needs.
 
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
+
+use super::sections::{
+    BatchSettings, ClientTlsSettings, HttpSettings, ListenerTlsSettings, LogSettings, OtlpSettings,
+    RateLimitSettings, ServerTlsSettings, ShutdownSettings, cidr_list,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
 #[serde(rename_all = "lowercase")]
@@ -62,42 +68,30 @@ impl StorageType {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(default)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Settings {
     pub mode: Mode,
     pub public: PublicSettings,
     pub internal: InternalSettings,
     pub http: HttpSettings,
-    pub storage: StorageSettings,
-    pub kinesis: KinesisSettings,
+    pub storage: Storage,
+    /// `None`: no diagnostics frames are written (no `[kinesis]` section in
+    /// `cinemo config`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kinesis: Option<KinesisSettings>,
     pub otlp: OtlpSettings,
     pub shutdown: ShutdownSettings,
     pub log: LogSettings,
     pub batch: BatchSettings,
-    /// The old Node key `service.port`; folded into the listen address of
-    /// the tier being run, then cleared.
-    #[serde(skip_serializing_if = "LegacyService::is_empty")]
-    pub service: LegacyService,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(default)]
-pub struct LegacyService {
-    pub port: Option<u16>,
-}
-
-impl LegacyService {
-    fn is_empty(&self) -> bool {
-        self.port.is_none()
-    }
-}
-
+/// `[public]`. In a layer `listen` may be unset (`Listen` is
+/// `Option<SocketAddr>`); once resolved it is the address to bind.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
-pub struct PublicSettings {
+pub struct PublicSettings<Listen = SocketAddr> {
     /// `0.0.0.0:8080`, or `127.0.0.1:8080` in `all` mode.
-    pub listen: Option<SocketAddr>,
+    pub listen: Listen,
     pub internal_url: String,
     pub internal_connect_timeout_ms: u64,
     /// Whole-request deadline for a call to the internal tier.
@@ -124,7 +118,7 @@ pub struct PublicSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
-impl Default for PublicSettings {
+impl Default for PublicSettings<Option<SocketAddr>> {
     fn default() -> Self {
         PublicSettings {
             listen: None,
@@ -143,16 +137,37 @@ impl Default for PublicSettings {
     }
 }
 
+impl PublicSettings<Option<SocketAddr>> {
+    /// The section with its listen address resolved.
+    pub fn listening_on(self, listen: SocketAddr) -> PublicSettings {
+        PublicSettings {
+            listen,
+            internal_url: self.internal_url,
+            internal_connect_timeout_ms: self.internal_connect_timeout_ms,
+            internal_timeout_ms: self.internal_timeout_ms,
+            internal_pool_max_idle: self.internal_pool_max_idle,
+            internal_http2: self.internal_http2,
+            internal_connection_max_age_secs: self.internal_connection_max_age_secs,
+            max_body_bytes: self.max_body_bytes,
+            internal_tls: self.internal_tls,
+            tls: self.tls,
+            rate_limit: self.rate_limit,
+            trusted_proxies: self.trusted_proxies,
+        }
+    }
+}
+
+/// `[internal]`; `Listen` as in `PublicSettings`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
-pub struct InternalSettings {
+pub struct InternalSettings<Listen = SocketAddr> {
     /// `0.0.0.0:8081`, or `127.0.0.1:8081` in `all` mode.
-    pub listen: Option<SocketAddr>,
+    pub listen: Listen,
     pub max_body_bytes: usize,
     pub tls: ServerTlsSettings,
 }
 
-impl Default for InternalSettings {
+impl Default for InternalSettings<Option<SocketAddr>> {
     fn default() -> Self {
         InternalSettings {
             listen: None,
@@ -162,100 +177,80 @@ impl Default for InternalSettings {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(default)]
-pub struct ServerTlsSettings {
-    pub cert_file: Option<String>,
-    pub key_file: Option<String>,
-    pub client_ca_file: Option<String>,
-    /// In `internal` mode, refuse to start without a certificate and a client
-    /// CA. Off in the built-in defaults (a laptop runs plain HTTP), on in
-    /// `edge.toml`/`stable.toml`: turning it off there is the explicit
-    /// "allow plaintext" switch. `all` mode talks over loopback and is exempt.
-    pub required: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(default)]
-pub struct ListenerTlsSettings {
-    pub cert_file: Option<String>,
-    pub key_file: Option<String>,
-}
-
-/// Per-client request budget of the public tier (a token bucket per client
-/// address): `burst` requests at once, refilled at `per_second`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RateLimitSettings {
-    pub enabled: bool,
-    pub per_second: u32,
-    pub burst: u32,
-}
-
-impl Default for RateLimitSettings {
-    fn default() -> Self {
-        RateLimitSettings {
-            enabled: false,
-            per_second: 50,
-            burst: 100,
+impl InternalSettings<Option<SocketAddr>> {
+    /// The section with its listen address resolved.
+    pub fn listening_on(self, listen: SocketAddr) -> InternalSettings {
+        InternalSettings {
+            listen,
+            max_body_bytes: self.max_body_bytes,
+            tls: self.tls,
         }
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(default)]
-pub struct ClientTlsSettings {
-    pub cert_file: Option<String>,
-    pub key_file: Option<String>,
-    pub ca_file: Option<String>,
-    /// In `public` mode, refuse to start unless the internal tier is reached
-    /// over mutual TLS; see `ServerTlsSettings::required`.
-    pub required: bool,
+/// The backend, with the keys it uses and no others (`storage.type`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Storage {
+    Sqlite(SqlStorage),
+    Postgres(SqlStorage),
+    Mongodb(MongoStorage),
 }
 
-/// Settings shared by both HTTP servers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct HttpSettings {
-    /// Worker threads per server; 0 means one per CPU core.
-    pub workers: usize,
-    /// Longer than the ALB's 60 s idle timeout, so the ALB closes first.
-    pub keep_alive_secs: u64,
-    /// Time a client has to send its request head (slow-loris guard).
-    pub request_head_timeout_ms: u64,
-    /// Time a client has to send a whole request body (slow-body guard).
-    pub request_body_timeout_ms: u64,
-    /// Longer request targets are answered 414.
-    pub max_uri_bytes: usize,
-    pub max_connections: usize,
-}
+impl Storage {
+    pub fn kind(&self) -> StorageType {
+        match self {
+            Storage::Sqlite(_) => StorageType::Sqlite,
+            Storage::Postgres(_) => StorageType::Postgres,
+            Storage::Mongodb(_) => StorageType::Mongodb,
+        }
+    }
 
-impl Default for HttpSettings {
-    fn default() -> Self {
-        HttpSettings {
-            workers: 0,
-            keep_alive_secs: 75,
-            request_head_timeout_ms: 5_000,
-            request_body_timeout_ms: 10_000,
-            max_uri_bytes: 4096,
-            max_connections: 25_000,
+    /// The connection string: a secret when it carries a password.
+    pub fn url(&self) -> &str {
+        match self {
+            Storage::Sqlite(s) | Storage::Postgres(s) => &s.url,
+            Storage::Mongodb(m) => &m.url,
+        }
+    }
+
+    pub fn limits(&self) -> &StoreLimits {
+        match self {
+            Storage::Sqlite(s) | Storage::Postgres(s) => &s.limits,
+            Storage::Mongodb(m) => &m.limits,
+        }
+    }
+
+    pub(super) fn url_mut(&mut self) -> &mut String {
+        match self {
+            Storage::Sqlite(s) | Storage::Postgres(s) => &mut s.url,
+            Storage::Mongodb(m) => &mut m.url,
         }
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct StorageSettings {
-    /// `sqlite` unless set, or picked by `DATABASE_URL` / `MONGODB_URL` or
-    /// the scheme of `url`.
-    #[serde(rename = "type")]
-    pub kind: Option<StorageType>,
-    /// A secret when it carries a password: never logged, redacted by
-    /// `cinemo config`.
-    pub url: Option<String>,
+/// SQLite or PostgreSQL.
+#[derive(Debug, Clone, Serialize)]
+pub struct SqlStorage {
+    pub url: String,
+    #[serde(flatten)]
+    pub limits: StoreLimits,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MongoStorage {
+    pub url: String,
     pub database: String,
     pub collection: String,
+    #[serde(flatten)]
+    pub limits: StoreLimits,
+}
+
+/// What every backend is bounded by.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreLimits {
     pub max_connections: u32,
+    /// Wait for a connection (or MongoDB's server selection).
     pub connect_timeout_ms: u64,
     /// Deadline for one storage operation; past it the internal tier
     /// answers 504.
@@ -265,61 +260,18 @@ pub struct StorageSettings {
     pub batch_timeout_ms: u64,
 }
 
-impl Default for StorageSettings {
-    fn default() -> Self {
-        StorageSettings {
-            kind: None,
-            url: None,
-            database: "cinemo".into(),
-            collection: "cache".into(),
-            max_connections: 16,
-            connect_timeout_ms: 2_000,
-            timeout_ms: 2_000,
-            batch_timeout_ms: 60_000,
-        }
-    }
-}
-
-/// The batch routes (`POST /api/customers/batch`, `POST /api/cache/batch`).
-/// Their own section so the limits of the single-item routes stay small.
+/// `[kinesis]`. In a layer the stream and the switch may be unset
+/// (`KinesisSettings<Option<String>, Option<bool>>`); resolved, frames go
+/// to `stream_name` (`Settings::kinesis` is `None` when they are off).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
-pub struct BatchSettings {
-    /// Most items one batch may carry; more is a 400.
-    pub max_items: usize,
-    /// Body size limit of the batch routes only (other routes keep
-    /// `public.max_body_bytes` / `internal.max_body_bytes`).
-    pub max_body_bytes: usize,
-    /// Batches served at once per tier and process; beyond it 429 with
-    /// `Retry-After`, so bursts cannot exhaust memory or the database pool.
-    pub max_concurrent: usize,
-    /// Seconds a client told 429 is asked to wait.
-    pub retry_after_secs: u64,
-    /// Whole-request deadline of the public tier's batch call to the internal
-    /// tier; must exceed `storage.batch_timeout_ms`.
-    pub internal_timeout_ms: u64,
-}
-
-impl Default for BatchSettings {
-    fn default() -> Self {
-        BatchSettings {
-            max_items: 100_000,
-            max_body_bytes: 64 * 1024 * 1024,
-            max_concurrent: 4,
-            retry_after_secs: 5,
-            internal_timeout_ms: 90_000,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct KinesisSettings {
+pub struct KinesisSettings<Stream = String, Enabled = ()> {
     /// Defaults to true once `stream_name` is set.
-    pub enabled: Option<bool>,
+    #[serde(skip_serializing)]
+    pub enabled: Enabled,
     pub region: Option<String>,
     pub endpoint: Option<String>,
-    pub stream_name: Option<String>,
+    pub stream_name: Stream,
     /// Unset: a partition key per record, spread across shards.
     pub partition_key: Option<String>,
     /// Frames queued for the sink; beyond it frames are dropped and counted.
@@ -334,7 +286,7 @@ pub struct KinesisSettings {
     pub call_timeout_ms: u64,
 }
 
-impl Default for KinesisSettings {
+impl Default for KinesisSettings<Option<String>, Option<bool>> {
     fn default() -> Self {
         KinesisSettings {
             enabled: None,
@@ -351,100 +303,20 @@ impl Default for KinesisSettings {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct OtlpSettings {
-    pub enabled: bool,
-    pub endpoint: String,
-    /// How often metrics are exported (and the longest a span waits).
-    pub export_interval_ms: u64,
-    /// Deadline of one export request.
-    pub timeout_ms: u64,
-    /// Share of new traces (requests without a `traceparent`) whose spans
-    /// are recorded and exported, 0.0 to 1.0. A request with a `traceparent`
-    /// follows the caller's sampled flag, so a caller can always ask for
-    /// its request to be traced. Metrics count every request either way.
-    pub trace_sample_ratio: f64,
-}
-
-impl Default for OtlpSettings {
-    fn default() -> Self {
-        OtlpSettings {
-            enabled: true,
-            endpoint: "http://127.0.0.1:4318".into(),
-            export_interval_ms: 10_000,
-            timeout_ms: 3_000,
-            trace_sample_ratio: 0.1,
+impl KinesisSettings<Option<String>, Option<bool>> {
+    /// The section of a sink that writes to `stream_name`.
+    pub fn writing_to(self, stream_name: String) -> KinesisSettings {
+        KinesisSettings {
+            enabled: (),
+            region: self.region,
+            endpoint: self.endpoint,
+            stream_name,
+            partition_key: self.partition_key,
+            buffer_capacity: self.buffer_capacity,
+            batch_max_records: self.batch_max_records,
+            flush_interval_ms: self.flush_interval_ms,
+            max_backoff_ms: self.max_backoff_ms,
+            call_timeout_ms: self.call_timeout_ms,
         }
     }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ShutdownSettings {
-    /// How long in-flight requests get to finish after SIGTERM.
-    pub timeout_secs: u64,
-}
-
-impl Default for ShutdownSettings {
-    fn default() -> Self {
-        ShutdownSettings { timeout_secs: 30 }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Json,
-    Text,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct LogSettings {
-    /// A tracing filter: `info`, `debug`, `cinemo=debug,info`, ...
-    pub level: String,
-    pub format: LogFormat,
-}
-
-impl Default for LogSettings {
-    fn default() -> Self {
-        LogSettings {
-            level: "info".into(),
-            format: LogFormat::Json,
-        }
-    }
-}
-
-/// A CIDR list given either as a TOML array or as one comma-separated string
-/// (environment variables cannot carry arrays). A bare address means /32 or
-/// /128.
-fn cidr_list<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        One(String),
-        Many(Vec<String>),
-    }
-    let items = match Raw::deserialize(de)? {
-        Raw::One(s) => s
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        Raw::Many(v) => v,
-    };
-    items
-        .iter()
-        .map(|item| {
-            item.parse::<ipnet::IpNet>()
-                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| {
-                    serde::de::Error::custom(format!(
-                        "{item:?} is not an IP network (CIDR) or address"
-                    ))
-                })
-        })
-        .collect()
 }

@@ -1,41 +1,61 @@
-//! Everything that depends on more than one key: mode-dependent defaults,
-//! the `DATABASE_URL` / `MONGODB_URL` conventions, and cross-field checks.
+//! From the merged layers to the settings the binary uses: mode-dependent
+//! defaults, the `DATABASE_URL` / `MONGODB_URL` conventions, and
+//! cross-field checks.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use anyhow::{Context, bail, ensure};
 
-use super::{Mode, Settings, StorageType};
+use super::file::{FileSettings, StorageSection};
+use super::model::{
+    KinesisSettings, Mode, MongoStorage, Settings, SqlStorage, Storage, StorageType, StoreLimits,
+};
 
-pub(super) fn resolve(s: &mut Settings, vars: &HashMap<String, String>) -> anyhow::Result<()> {
-    resolve_listeners(s);
-    resolve_storage(s, vars)?;
-    validate(s)
+pub(super) fn resolve(
+    mut file: FileSettings,
+    vars: &HashMap<String, String>,
+) -> anyhow::Result<Settings> {
+    let (public_listen, internal_listen) = listeners(&mut file);
+    let settings = Settings {
+        mode: file.mode,
+        public: file.public.listening_on(public_listen),
+        internal: file.internal.listening_on(internal_listen),
+        http: file.http,
+        storage: storage(&file.storage, vars)?,
+        kinesis: kinesis(file.kinesis)?,
+        otlp: file.otlp,
+        shutdown: file.shutdown,
+        log: file.log,
+        batch: file.batch,
+    };
+    validate(&settings)?;
+    Ok(settings)
 }
 
-fn resolve_listeners(s: &mut Settings) {
-    // Both tiers of an `all` process stay on loopback unless told otherwise.
-    let host = if s.mode == Mode::All {
+/// Both tiers' listen addresses: as set, from the old `service.port`, or
+/// the defaults (both tiers of an `all` process stay on loopback).
+fn listeners(f: &mut FileSettings) -> (SocketAddr, SocketAddr) {
+    let host = if f.mode == Mode::All {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
     } else {
         IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     };
-    if let Some(port) = s.service.port.take() {
-        let target = if s.mode == Mode::Internal {
-            &mut s.internal.listen
+    if let Some(port) = f.service.port.take() {
+        let target = if f.mode == Mode::Internal {
+            &mut f.internal.listen
         } else {
-            &mut s.public.listen
+            &mut f.public.listen
         };
-        if target.is_none() {
-            *target = Some(SocketAddr::new(host, port));
-        }
+        target.get_or_insert(SocketAddr::new(host, port));
     }
-    s.public.listen.get_or_insert(SocketAddr::new(host, 8080));
-    s.internal.listen.get_or_insert(SocketAddr::new(host, 8081));
+    (
+        f.public.listen.unwrap_or(SocketAddr::new(host, 8080)),
+        f.internal.listen.unwrap_or(SocketAddr::new(host, 8081)),
+    )
 }
 
-fn resolve_storage(s: &mut Settings, vars: &HashMap<String, String>) -> anyhow::Result<()> {
+fn storage(section: &StorageSection, vars: &HashMap<String, String>) -> anyhow::Result<Storage> {
     let env_url = |name: &str| vars.get(name).filter(|v| !v.is_empty()).cloned();
     let database_url = env_url("DATABASE_URL");
     let mongodb_url = env_url("MONGODB_URL");
@@ -45,13 +65,13 @@ fn resolve_storage(s: &mut Settings, vars: &HashMap<String, String>) -> anyhow::
         StorageType::from_url(url)
             .with_context(|| format!("{what} has an unknown scheme: {}", redact_url(url)))
     };
-    let kind = match s.storage.kind {
+    let kind = match section.kind {
         Some(kind) => kind,
         // CINEMO__STORAGE__URL beats the conventions, which beat the files.
         None if explicit_url => {
-            scheme_of(s.storage.url.as_deref().unwrap_or_default(), "storage.url")?
+            scheme_of(section.url.as_deref().unwrap_or_default(), "storage.url")?
         }
-        None => match (&database_url, &mongodb_url, &s.storage.url) {
+        None => match (&database_url, &mongodb_url, &section.url) {
             (Some(url), None, _) => scheme_of(url, "DATABASE_URL")?,
             (None, Some(_), _) => StorageType::Mongodb,
             (Some(_), Some(_), _) => bail!(
@@ -61,22 +81,16 @@ fn resolve_storage(s: &mut Settings, vars: &HashMap<String, String>) -> anyhow::
             (None, None, None) => StorageType::Sqlite,
         },
     };
-    s.storage.kind = Some(kind);
 
-    if !explicit_url {
-        let convention = match kind {
-            StorageType::Sqlite | StorageType::Postgres => database_url,
-            StorageType::Mongodb => mongodb_url,
-        };
-        if convention.is_some() {
-            s.storage.url = convention;
-        }
-    }
-    if s.storage.url.is_none() && kind == StorageType::Sqlite {
-        s.storage.url = Some("sqlite://cinemo.db".into());
-    }
-    match &s.storage.url {
-        None => bail!(
+    let convention = match kind {
+        StorageType::Sqlite | StorageType::Postgres => database_url,
+        StorageType::Mongodb => mongodb_url,
+    };
+    let url = match (explicit_url, convention, &section.url) {
+        (false, Some(convention), _) => convention,
+        (_, _, Some(url)) => url.clone(),
+        (_, _, None) if kind == StorageType::Sqlite => "sqlite://cinemo.db".to_owned(),
+        (_, _, None) => bail!(
             "storage.type is {} but no connection string is set (storage.url, CINEMO__STORAGE__URL or {})",
             kind.as_str(),
             if kind == StorageType::Mongodb {
@@ -85,22 +99,57 @@ fn resolve_storage(s: &mut Settings, vars: &HashMap<String, String>) -> anyhow::
                 "DATABASE_URL"
             }
         ),
-        Some(url) => {
-            let named = StorageType::from_url(url);
-            if named != Some(kind) {
-                bail!(
-                    "storage.type is {} but the storage URL {} {}",
-                    kind.as_str(),
-                    redact_url(url),
-                    match named {
-                        Some(other) => format!("is a {} URL", other.as_str()),
-                        None => "has an unknown scheme".into(),
-                    }
-                );
+    };
+    let named = StorageType::from_url(&url);
+    if named != Some(kind) {
+        bail!(
+            "storage.type is {} but the storage URL {} {}",
+            kind.as_str(),
+            redact_url(&url),
+            match named {
+                Some(other) => format!("is a {} URL", other.as_str()),
+                None => "has an unknown scheme".into(),
             }
-        }
+        );
     }
-    Ok(())
+    let limits = StoreLimits {
+        max_connections: section.max_connections,
+        connect_timeout_ms: section.connect_timeout_ms,
+        timeout_ms: section.timeout_ms,
+        batch_timeout_ms: section.batch_timeout_ms,
+    };
+    Ok(match kind {
+        StorageType::Sqlite => Storage::Sqlite(SqlStorage { url, limits }),
+        StorageType::Postgres => Storage::Postgres(SqlStorage { url, limits }),
+        StorageType::Mongodb => Storage::Mongodb(MongoStorage {
+            url,
+            database: section.database.clone(),
+            collection: section.collection.clone(),
+            limits,
+        }),
+    })
+}
+
+/// The sink's settings when diagnostics frames are on: `kinesis.enabled`,
+/// which defaults to true once a stream is named.
+fn kinesis(
+    mut section: KinesisSettings<Option<String>, Option<bool>>,
+) -> anyhow::Result<Option<KinesisSettings>> {
+    if !section.enabled.unwrap_or(section.stream_name.is_some()) {
+        return Ok(None);
+    }
+    let Some(stream_name) = section.stream_name.take().filter(|n| !n.is_empty()) else {
+        bail!("kinesis.enabled is true but kinesis.stream_name is not set");
+    };
+    ensure!(
+        section.buffer_capacity > 0,
+        "kinesis.buffer_capacity must be greater than 0"
+    );
+    ensure!(
+        (1..=500).contains(&section.batch_max_records),
+        "kinesis.batch_max_records must be between 1 and 500 (the PutRecords limit)"
+    );
+    Ok(Some(section.writing_to(stream_name)))
 }
 
 fn validate(s: &Settings) -> anyhow::Result<()> {
@@ -173,11 +222,11 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
             "internal.tls is set in all mode, so the public tier needs public.internal_tls (ca_file, and cert_file/key_file when a client CA is set)"
         );
     }
-    if s.mode == Mode::All && s.public.listen.is_some_and(|a| a.port() != 0) {
+    if s.mode == Mode::All && s.public.listen.port() != 0 {
         ensure!(
             s.public.listen != s.internal.listen,
             "public.listen and internal.listen are both {} in all mode",
-            s.public.listen.map(|a| a.to_string()).unwrap_or_default()
+            s.public.listen
         );
     }
     for (name, value) in [
@@ -190,9 +239,15 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
             "public.internal_connection_max_age_secs",
             s.public.internal_connection_max_age_secs,
         ),
-        ("storage.connect_timeout_ms", s.storage.connect_timeout_ms),
-        ("storage.timeout_ms", s.storage.timeout_ms),
-        ("storage.batch_timeout_ms", s.storage.batch_timeout_ms),
+        (
+            "storage.connect_timeout_ms",
+            s.storage.limits().connect_timeout_ms,
+        ),
+        ("storage.timeout_ms", s.storage.limits().timeout_ms),
+        (
+            "storage.batch_timeout_ms",
+            s.storage.limits().batch_timeout_ms,
+        ),
         ("batch.internal_timeout_ms", s.batch.internal_timeout_ms),
         (
             "http.request_head_timeout_ms",
@@ -211,7 +266,7 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
         "http.max_uri_bytes is too small"
     );
     ensure!(
-        s.storage.max_connections > 0,
+        s.storage.limits().max_connections > 0,
         "storage.max_connections must be greater than 0"
     );
     ensure!(
@@ -238,27 +293,10 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
     // allowed to commit: the client would retry a batch that was stored.
     if s.mode == Mode::All {
         ensure!(
-            s.batch.internal_timeout_ms > s.storage.batch_timeout_ms,
+            s.batch.internal_timeout_ms > s.storage.limits().batch_timeout_ms,
             "batch.internal_timeout_ms ({}) must be greater than storage.batch_timeout_ms ({})",
             s.batch.internal_timeout_ms,
-            s.storage.batch_timeout_ms
-        );
-    }
-    if s.kinesis_enabled() {
-        ensure!(
-            s.kinesis
-                .stream_name
-                .as_deref()
-                .is_some_and(|n| !n.is_empty()),
-            "kinesis.enabled is true but kinesis.stream_name is not set"
-        );
-        ensure!(
-            s.kinesis.buffer_capacity > 0,
-            "kinesis.buffer_capacity must be greater than 0"
-        );
-        ensure!(
-            (1..=500).contains(&s.kinesis.batch_max_records),
-            "kinesis.batch_max_records must be between 1 and 500 (the PutRecords limit)"
+            s.storage.limits().batch_timeout_ms
         );
     }
     ensure!(

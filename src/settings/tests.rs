@@ -28,18 +28,18 @@ fn built_in_defaults_match_the_interfaces() {
     let dir = tempfile::tempdir().unwrap();
     let s = load(&sources(dir.path())).unwrap();
     assert_eq!(s.mode, Mode::All);
-    assert_eq!(s.public.listen.unwrap().to_string(), "127.0.0.1:8080");
-    assert_eq!(s.internal.listen.unwrap().to_string(), "127.0.0.1:8081");
-    assert_eq!(s.storage.kind, Some(StorageType::Sqlite));
-    assert_eq!(s.storage.url.as_deref(), Some("sqlite://cinemo.db"));
-    assert!(!s.kinesis_enabled());
+    assert_eq!(s.public.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(s.internal.listen.to_string(), "127.0.0.1:8081");
+    assert_eq!(s.storage.kind(), StorageType::Sqlite);
+    assert_eq!(s.storage.url(), "sqlite://cinemo.db");
+    assert!(s.kinesis.is_none());
     assert!(s.otlp.enabled);
     assert_eq!(s.shutdown.timeout_secs, 30);
 
     let mut src = sources(dir.path());
     src.mode = Some(Mode::Public);
     let s = load(&src).unwrap();
-    assert_eq!(s.public.listen.unwrap().to_string(), "0.0.0.0:8080");
+    assert_eq!(s.public.listen.to_string(), "0.0.0.0:8080");
 }
 
 #[test]
@@ -136,19 +136,21 @@ collectionName = "oldcache"
     src.config_file = Some(file);
     src.mode = Some(Mode::Public);
     let s = load(&src).unwrap();
-    assert_eq!(s.public.listen.unwrap().to_string(), "0.0.0.0:3000");
+    assert_eq!(s.public.listen.to_string(), "0.0.0.0:3000");
     assert_eq!(s.public.internal_url, "http://internal.example:3001");
-    assert_eq!(s.kinesis.stream_name.as_deref(), Some("diag"));
-    assert_eq!(s.kinesis.partition_key.as_deref(), Some("pk"));
-    assert!(s.kinesis_enabled());
-    assert_eq!(s.storage.kind, Some(StorageType::Mongodb));
-    assert_eq!(s.storage.database, "olddb");
-    assert_eq!(s.storage.collection, "oldcache");
+    let kinesis = s.kinesis.as_ref().expect("a stream name turns Kinesis on");
+    assert_eq!(kinesis.stream_name, "diag");
+    assert_eq!(kinesis.partition_key.as_deref(), Some("pk"));
+    let Storage::Mongodb(mongo) = &s.storage else {
+        panic!("mongodb.url picks MongoDB: {:?}", s.storage)
+    };
+    assert_eq!(mongo.database, "olddb");
+    assert_eq!(mongo.collection, "oldcache");
 
     src.mode = Some(Mode::Internal);
     let s = load(&src).unwrap();
-    assert_eq!(s.internal.listen.unwrap().to_string(), "0.0.0.0:3000");
-    assert_eq!(s.public.listen.unwrap().to_string(), "0.0.0.0:8080");
+    assert_eq!(s.internal.listen.to_string(), "0.0.0.0:3000");
+    assert_eq!(s.public.listen.to_string(), "0.0.0.0:8080");
 }
 
 #[test]
@@ -174,11 +176,11 @@ fn database_url_conventions() {
         load(&src)
     };
     let s = load_with(&[("DATABASE_URL", "postgres://u:pw@db/cinemo")]).unwrap();
-    assert_eq!(s.storage.kind, Some(StorageType::Postgres));
-    assert_eq!(s.storage.url.as_deref(), Some("postgres://u:pw@db/cinemo"));
+    assert_eq!(s.storage.kind(), StorageType::Postgres);
+    assert_eq!(s.storage.url(), "postgres://u:pw@db/cinemo");
 
     let s = load_with(&[("MONGODB_URL", "mongodb://db:27017")]).unwrap();
-    assert_eq!(s.storage.kind, Some(StorageType::Mongodb));
+    assert_eq!(s.storage.kind(), StorageType::Mongodb);
 
     let err = load_with(&[
         ("DATABASE_URL", "postgres://db/x"),
@@ -194,7 +196,7 @@ fn database_url_conventions() {
         ("MONGODB_URL", "mongodb://db"),
     ])
     .unwrap();
-    assert_eq!(s.storage.url.as_deref(), Some("mongodb://db"));
+    assert_eq!(s.storage.url(), "mongodb://db");
 
     let err = load_with(&[
         ("CINEMO__STORAGE__TYPE", "postgres"),
@@ -264,9 +266,10 @@ fn redacts_passwords_only() {
     );
     assert_eq!(redact_url("mongodb://h1/x"), "mongodb://h1/x");
     assert_eq!(redact_url("sqlite://cinemo.db"), "sqlite://cinemo.db");
-    let mut s = Settings::default();
-    s.storage.url = Some("postgres://u:hunter2@db/x".into());
-    let shown = s.to_redacted_toml();
+    let dir = tempfile::tempdir().unwrap();
+    let mut src = sources(dir.path());
+    src.vars = vars(&[("DATABASE_URL", "postgres://u:hunter2@db/x")]);
+    let shown = load(&src).unwrap().to_redacted_toml();
     assert!(
         !shown.contains("hunter2") && shown.contains("u:***@db"),
         "{shown}"
@@ -286,7 +289,7 @@ fn batch_settings_have_defaults_and_are_cross_checked() {
     let load_with = |pairs: &[(&str, &str)]| load_env(dir.path(), pairs);
     let s = load_with(&[]).unwrap();
     assert_eq!(s.batch.max_items, 100_000);
-    assert_eq!(s.storage.batch_timeout_ms, 60_000);
+    assert_eq!(s.storage.limits().batch_timeout_ms, 60_000);
     let s = load_with(&[("CINEMO__BATCH__MAX_ITEMS", "10")]).unwrap();
     assert_eq!(s.batch.max_items, 10);
     let err = load_with(&[("CINEMO__BATCH__INTERNAL_TIMEOUT_MS", "1000")]).unwrap_err();
@@ -328,4 +331,64 @@ fn the_link_to_the_internal_tier_defaults_to_http2_with_connection_rotation() {
         err.contains("public.internal_connection_max_age_secs"),
         "{err}"
     );
+}
+
+#[test]
+fn environment_values_take_the_type_of_their_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = load_env(
+        dir.path(),
+        &[
+            ("CINEMO__KINESIS__STREAM_NAME", "42"),
+            ("CINEMO__KINESIS__PARTITION_KEY", "true"),
+            ("CINEMO__OTLP__TRACE_SAMPLE_RATIO", "0.5"),
+            ("CINEMO__OTLP__EXPORT_INTERVAL_MS", "1500"),
+        ],
+    )
+    .unwrap();
+    let kinesis = s.kinesis.expect("a stream turns Kinesis on");
+    assert_eq!(kinesis.stream_name, "42");
+    assert_eq!(kinesis.partition_key.as_deref(), Some("true"));
+    assert_eq!(s.otlp.trace_sample_ratio, 0.5);
+    assert_eq!(s.otlp.export_interval_ms, 1500);
+}
+
+#[test]
+fn each_backend_keeps_only_its_own_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let shown = |pairs: &[(&str, &str)]| -> toml::Table {
+        let s = load_env(dir.path(), pairs).unwrap();
+        toml::from_str(&s.to_redacted_toml()).unwrap()
+    };
+    let sqlite = shown(&[]);
+    let storage = sqlite["storage"].as_table().unwrap();
+    assert_eq!(storage["type"].as_str(), Some("sqlite"));
+    assert!(!storage.contains_key("database"), "{storage:?}");
+    assert_eq!(storage["timeout_ms"].as_integer(), Some(2000));
+    let mongo = shown(&[("MONGODB_URL", "mongodb://db")]);
+    let storage = mongo["storage"].as_table().unwrap();
+    assert_eq!(storage["type"].as_str(), Some("mongodb"));
+    assert_eq!(storage["collection"].as_str(), Some("cache"));
+    assert!(
+        !sqlite.contains_key("kinesis"),
+        "Kinesis is off: no section"
+    );
+}
+
+#[test]
+fn the_printed_configuration_loads_back_as_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = load_env(
+        dir.path(),
+        &[
+            ("CINEMO__KINESIS__STREAM_NAME", "diag"),
+            ("CINEMO__MODE", "public"),
+        ],
+    )
+    .unwrap()
+    .to_redacted_toml();
+    let file = write(dir.path(), "printed.toml", &first);
+    let mut src = sources(dir.path());
+    src.config_file = Some(file);
+    assert_eq!(load(&src).unwrap().to_redacted_toml(), first);
 }

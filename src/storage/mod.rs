@@ -4,6 +4,7 @@
 
 mod mongo;
 mod postgres;
+mod sql;
 mod sqlite;
 mod timed;
 
@@ -13,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{DocId, Document, IdempotencyKey};
-use crate::settings::{Settings, StorageType};
+use crate::settings::Storage;
 
 pub use timed::Timed;
 
@@ -101,83 +102,18 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
 }
 
-/// The ids of a stored batch as the JSON array text kept with its
-/// idempotency key (SQL backends).
-fn ids_to_json(ids: &[DocId]) -> String {
-    let mut out = String::with_capacity(ids.len() * 27 + 2);
-    out.push('[');
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push('"');
-        out.push_str(id.as_str());
-        out.push('"');
-    }
-    out.push(']');
-    out
-}
-
-fn ids_from_json(text: &str) -> Result<Vec<DocId>, StoreError> {
-    let raw: Vec<String> = serde_json::from_str(text).map_err(|e| {
-        StoreError::Other(anyhow::anyhow!(
-            "stored idempotency ids are not a JSON array: {e}"
-        ))
-    })?;
-    raw.iter()
-        .map(|s| {
-            DocId::parse(s).ok_or_else(|| {
-                StoreError::Other(anyhow::anyhow!("stored idempotency id {s:?} is malformed"))
-            })
-        })
-        .collect()
-}
-
-/// A key found in the store: the same payload replays, another conflicts.
-fn replay_or_conflict(
-    key: &IdempotencyKey,
-    stored_fingerprint: &str,
-    stored_ids: &str,
-) -> Result<BatchOutcome, StoreError> {
-    if stored_fingerprint == key.fingerprint() {
-        Ok(BatchOutcome::Replayed(ids_from_json(stored_ids)?))
-    } else {
-        Err(StoreError::IdempotencyConflict)
-    }
-}
-
-/// `(id, body)` rows read back from an SQL table.
-fn stored_rows(rows: Vec<(String, String)>) -> Result<Vec<(DocId, Document)>, StoreError> {
-    rows.into_iter()
-        .map(|(id, body)| {
-            let id = DocId::parse(&id).ok_or_else(|| {
-                StoreError::Other(anyhow::anyhow!("stored id {id:?} is malformed"))
-            })?;
-            Ok((id, Document::from_stored(body)))
-        })
-        .collect()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
 /// Opens the configured backend, runs its migrations, and wraps it so every
 /// operation has the configured deadline.
-pub async fn open(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
-    let storage = &settings.storage;
-    let url = storage.url.as_deref().unwrap_or_default();
-    let inner: Arc<dyn Store> = match storage.kind.unwrap_or(StorageType::Sqlite) {
-        StorageType::Sqlite => Arc::new(sqlite::SqliteStore::open(url, storage).await?),
-        StorageType::Postgres => Arc::new(postgres::PostgresStore::open(url, storage).await?),
-        StorageType::Mongodb => Arc::new(mongo::MongoStore::open(url, storage).await?),
+pub async fn open(storage: &Storage) -> anyhow::Result<Arc<dyn Store>> {
+    let inner: Arc<dyn Store> = match storage {
+        Storage::Sqlite(s) => Arc::new(sqlite::SqliteStore::open(&s.url, &s.limits).await?),
+        Storage::Postgres(s) => Arc::new(postgres::PostgresStore::open(&s.url, &s.limits).await?),
+        Storage::Mongodb(m) => Arc::new(mongo::MongoStore::open(m).await?),
     };
+    let limits = storage.limits();
     Ok(Arc::new(Timed::new(
         inner,
-        Duration::from_millis(storage.timeout_ms),
-        Duration::from_millis(storage.batch_timeout_ms),
+        Duration::from_millis(limits.timeout_ms),
+        Duration::from_millis(limits.batch_timeout_ms),
     )))
 }

@@ -7,9 +7,10 @@ use sqlx::Connection;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
 
-use super::{BatchOutcome, Store, StoreError, ids_to_json, replay_or_conflict, stored_rows};
+use super::sql::{self, ids_to_json, replay_or_conflict, stored_document, stored_rows};
+use super::{BatchOutcome, Store, StoreError};
 use crate::domain::{DocId, Document, IdempotencyKey};
-use crate::settings::{StorageSettings, redact_url};
+use crate::settings::{StoreLimits, redact_url};
 
 /// PostgreSQL (RDS/Aurora or any server >= 12) through a sqlx pool.
 pub struct PostgresStore {
@@ -17,7 +18,7 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    pub async fn open(url: &str, settings: &StorageSettings) -> anyhow::Result<Self> {
+    pub async fn open(url: &str, settings: &StoreLimits) -> anyhow::Result<Self> {
         let shown = redact_url(url);
         let options = PgConnectOptions::from_str(url)
             .with_context(|| format!("storage.url {shown} is not a valid PostgreSQL URL"))?
@@ -128,7 +129,7 @@ impl Store for PostgresStore {
     }
 
     async fn insert(&self, id: &DocId, doc: &Document) -> Result<(), StoreError> {
-        let result = sqlx::query("INSERT INTO documents (id, body) VALUES ($1, $2)")
+        let result = sqlx::query(sql::INSERT)
             .bind(id.as_str())
             .bind(doc.as_str())
             .execute(&self.pool)
@@ -157,22 +158,19 @@ impl Store for PostgresStore {
             // ON CONFLICT DO NOTHING: a concurrent batch with the same key
             // waits here on the first one's row lock until it commits or
             // rolls back, then sees no row inserted and reads the winner.
-            let claimed = sqlx::query(
-                "INSERT INTO idempotency_keys (key, fingerprint, ids) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(key.key())
-            .bind(key.fingerprint())
-            .bind(ids_to_json(&ids))
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
+            let claimed = sqlx::query(sql::KEY_CLAIM)
+                .bind(key.key())
+                .bind(key.fingerprint())
+                .bind(ids_to_json(&ids))
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
             if claimed.rows_affected() == 0 {
-                let (fingerprint, stored): (String, String) =
-                    sqlx::query_as("SELECT fingerprint, ids FROM idempotency_keys WHERE key = $1")
-                        .bind(key.key())
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(classify)?;
+                let (fingerprint, stored): (String, String) = sqlx::query_as(sql::KEY_LOOKUP)
+                    .bind(key.key())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(classify)?;
                 tx.rollback().await.map_err(classify)?;
                 conn.return_to_pool();
                 return replay_or_conflict(key, &fingerprint, &stored);
@@ -213,12 +211,12 @@ impl Store for PostgresStore {
     }
 
     async fn get(&self, id: &DocId) -> Result<Option<Document>, StoreError> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT body FROM documents WHERE id = $1")
+        let row: Option<(String,)> = sqlx::query_as(sql::GET)
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await
             .map_err(classify)?;
-        Ok(row.map(|(body,)| Document::from_stored(body)))
+        row.map(|(body,)| stored_document(id, body)).transpose()
     }
 
     async fn list(
@@ -227,18 +225,17 @@ impl Store for PostgresStore {
         limit: u32,
     ) -> Result<Vec<(DocId, Document)>, StoreError> {
         let after = after.map(|a| a.as_str()).unwrap_or_default();
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT id, body FROM documents WHERE id > $1 ORDER BY id LIMIT $2")
-                .bind(after)
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(classify)?;
+        let rows: Vec<(String, String)> = sqlx::query_as(sql::LIST)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
         stored_rows(rows)
     }
 
     async fn delete(&self, id: &DocId) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM documents WHERE id = $1")
+        let done = sqlx::query(sql::DELETE)
             .bind(id.as_str())
             .execute(&self.pool)
             .await
@@ -247,7 +244,7 @@ impl Store for PostgresStore {
     }
 
     async fn health_check(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
+        sqlx::query(sql::HEALTH)
             .execute(&self.pool)
             .await
             .map_err(classify)?;

@@ -22,7 +22,7 @@ pub const TRACEPARENT_HEADER: &str = "traceparent";
 /// OpenTelemetry instrumentation scope of every instrument and span.
 pub const METER_NAME: &str = "cinemo";
 
-/// OpenTelemetry instruments (INTERFACES.md "Metric names"). The collector's
+/// OpenTelemetry instruments (docs/interfaces.md, "Kinesis streams and metrics"). The collector's
 /// `awsemf` exporter selects them by these names: alarms depend on them.
 pub const METRIC_CUSTOMER_CREATE: &str = "cinemo.customer.create";
 pub const METRIC_CUSTOMER_READ: &str = "cinemo.customer.read";
@@ -60,6 +60,18 @@ pub const SPAN_ATTR_X_TRACE: &str = "cinemo.x_trace";
 /// Resource attribute names beyond the semantic conventions' own.
 pub const RESOURCE_MODE: &str = "cinemo.mode";
 
-/// The log line (target `cinemo::kinesis`) with the sink's final counts; the
-/// integration tests read it, operators grep for it after a restart.
+/// Log lines that the test harness and operators wait for or grep.
+///
+/// Each tier's listener is bound (the line carries `addr`).
+pub const LOG_PUBLIC_LISTENING: &str = "public tier listening";
+pub const LOG_INTERNAL_LISTENING: &str = "internal tier listening";
+/// Every listener of the mode is bound and serving.
+pub const LOG_READY: &str = "cinemo is ready";
+/// One tier finished its in-flight requests after a stop signal.
+pub const LOG_TIER_DRAINED: &str = "tier drained";
+/// The Kinesis sink's final counts (target `cinemo::kinesis`).
 pub const LOG_KINESIS_SINK_STOPPED: &str = "kinesis sink stopped";
+/// A Kinesis write failed (logged when the error changes).
+pub const LOG_KINESIS_WRITE_FAILED: &str = "kinesis write failed";
+/// A SIGHUP reload of TLS files failed; the old certificates stay.
+pub const LOG_TLS_RELOAD_FAILED: &str = "TLS reload failed; keeping the previous certificates";

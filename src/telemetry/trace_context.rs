@@ -60,6 +60,11 @@ pub fn extract(headers: &HeaderMap) -> Option<SpanContext> {
     Some(SpanContext::new(trace_id, span_id, flags, true, state))
 }
 
+/// The trace id of a valid incoming `traceparent`, as 32 hex characters.
+pub fn trace_id_hex(headers: &HeaderMap) -> Option<String> {
+    extract(headers).map(|sc| sc.trace_id().to_string())
+}
+
 fn parse(b: &[u8]) -> Option<(TraceId, SpanId, TraceFlags)> {
     if b.len() < LEN || b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
         return None;
@@ -238,5 +243,25 @@ mod tests {
             );
         }
         assert_eq!(format(&SpanContext::empty_context()), None);
+    }
+
+    #[test]
+    fn traceparent_gives_its_trace_id_only_when_valid() {
+        let ok = headers(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            None,
+        );
+        assert_eq!(
+            trace_id_hex(&ok).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "garbage",
+        ] {
+            assert_eq!(trace_id_hex(&headers(bad, None)), None, "{bad}");
+        }
+        assert_eq!(trace_id_hex(&HeaderMap::new()), None);
     }
 }

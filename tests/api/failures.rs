@@ -217,3 +217,39 @@ async fn internal_answering_503_or_500_gives_503_or_502_with_the_contract_texts(
         assert_eq!(health.status, 503, "internal said {internal_says}");
     }
 }
+
+/// A row changed behind cinemo's back (here: bodies that are not JSON
+/// objects) is an error that says so in the log, a 500 to the client, on
+/// a read and on a list; never a body cut out of the stored text.
+#[tokio::test]
+async fn a_stored_row_that_is_no_object_is_a_500_not_a_cut_body() {
+    use sqlx::Connection;
+    let app = cinemo("internal").spawn();
+    let db = app.dir.path().join("cinemo.db");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO documents (id, body, created_at) VALUES ($1, '', 0), ($2, 'oops', 0)")
+        .bind(ID)
+        .bind("5f1d7a3b9c0e4a2b8d6f1e3d")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let c = common::client();
+    for id in [ID, "5f1d7a3b9c0e4a2b8d6f1e3d"] {
+        let read = send(c.get(format!("{}/api/cache/{id}", app.internal()))).await;
+        assert_eq!(
+            (read.status, read.body.as_str()),
+            (500, "internal error"),
+            "{id}"
+        );
+    }
+    let list = send(c.get(format!("{}/api/cache", app.internal()))).await;
+    assert_eq!((list.status, list.body.as_str()), (500, "internal error"));
+    assert!(
+        app.logs()
+            .contains(&format!("the stored document {ID} is not a JSON object")),
+        "{}",
+        app.logs()
+    );
+}

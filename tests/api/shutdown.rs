@@ -6,13 +6,15 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use cinemo::telemetry::names::LOG_TIER_DRAINED;
+
 use crate::common::{cinemo, send};
 
-const ID: &str = "5f1d7a3b9c0e4a2b8d6f1e3c";
+pub(crate) const ID: &str = "5f1d7a3b9c0e4a2b8d6f1e3c";
 
 /// A stand-in internal tier that tells the test when a request arrived and
 /// answers only when the test says so.
-fn held_internal() -> (std::net::SocketAddr, mpsc::Receiver<()>, mpsc::Sender<()>) {
+pub(crate) fn held_internal() -> (std::net::SocketAddr, mpsc::Receiver<()>, mpsc::Sender<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (arrived_tx, arrived_rx) = mpsc::channel();
@@ -84,7 +86,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_0() {
         "exit status {status:?}\n{}",
         app.logs()
     );
-    assert!(app.logs().contains("tier drained"), "{}", app.logs());
+    assert!(app.logs().contains(LOG_TIER_DRAINED), "{}", app.logs());
 }
 
 #[test]

@@ -13,6 +13,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cinemo::telemetry::names::{LOG_INTERNAL_LISTENING, LOG_PUBLIC_LISTENING, LOG_READY};
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_cinemo");
 
 /// How long a child may take to say it is ready. Generous: debug builds on a
@@ -145,7 +147,7 @@ impl Builder {
         }
     }
 
-    /// Starts the process and returns once it logged "cinemo is ready",
+    /// Starts the process and returns once it logged `LOG_READY`,
     /// with the addresses its listeners bound (they listen on port 0).
     pub fn spawn(self) -> Cinemo {
         let mut app = self.start();
@@ -171,7 +173,7 @@ fn listening(line: &str, message: &str) -> Option<SocketAddr> {
 }
 
 impl Cinemo {
-    /// Reads the log until "cinemo is ready", noting the listeners'
+    /// Reads the log until `LOG_READY`, noting the listeners'
     /// addresses on the way; panics with the log if the process exits first
     /// or is not ready within the start-up timeout.
     pub fn wait_ready(&mut self) {
@@ -194,13 +196,13 @@ impl Cinemo {
                     self.logs()
                 ),
             };
-            if let Some(addr) = listening(&line, "public tier listening") {
+            if let Some(addr) = listening(&line, LOG_PUBLIC_LISTENING) {
                 self.public = Some(format!("http://{addr}"));
             }
-            if let Some(addr) = listening(&line, "internal tier listening") {
+            if let Some(addr) = listening(&line, LOG_INTERNAL_LISTENING) {
                 self.internal = Some(format!("http://{addr}"));
             }
-            if line.contains("cinemo is ready") {
+            if line.contains(LOG_READY) {
                 return;
             }
         }

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use cinemo::telemetry::names::LOG_TLS_RELOAD_FAILED;
+
 use super::certs::{Ca, Leaf, negotiated_alpn, tls_client};
 use super::harness::{Cinemo, plain_client, spawn, start, write};
 
@@ -430,7 +432,7 @@ async fn sighup_reloads_the_client_ca_and_keeps_the_old_files_on_error() {
     pki.file("client-ca.crt", "not a certificate");
     internal.signal("HUP");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !internal.logs().contains("TLS reload failed") {
+    while !internal.logs().contains(LOG_TLS_RELOAD_FAILED) {
         assert!(
             std::time::Instant::now() < deadline,
             "no reload attempt logged:\n{}",

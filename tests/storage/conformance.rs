@@ -109,8 +109,8 @@ pub async fn run(db: &Db) {
     );
 
     // Valid JSON objects BSON cannot hold: MongoDB refuses them with a 400
-    // that says why (it used to be a 500). The SQL backends keep the text as
-    // sent (docs/storage.md).
+    // that says why, never a 500. The SQL backends keep the text as sent
+    // (docs/storage.md).
     if db.is_mongo() {
         for (body, why) in [
             (r#"{"k\u0000":1}"#, "NUL"),

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 
+use cinemo::telemetry::names::{LOG_KINESIS_SINK_STOPPED, LOG_KINESIS_WRITE_FAILED};
+
 use super::harness::*;
 
 const STREAM: &str = "cinemo-diagnostics";
@@ -101,7 +103,7 @@ fn sink_env(endpoint: &str) -> Vec<(&'static str, String)> {
 
 /// The sink's final counts, from its stop line.
 fn sink_counts(app: &Cinemo) -> (u64, u64, u64) {
-    let events = app.log_events("kinesis sink stopped");
+    let events = app.log_events(LOG_KINESIS_SINK_STOPPED);
     assert_eq!(events.len(), 1, "one stop line expected:\n{}", app.logs());
     let e = &events[0];
     (
@@ -452,7 +454,7 @@ async fn a_call_that_times_out_is_sent_again_and_counted_as_unknown() {
         calls[1], calls[0],
         "the whole batch is sent again, in order"
     );
-    let stopped = &app.log_events("kinesis sink stopped")[0];
+    let stopped = &app.log_events(LOG_KINESIS_SINK_STOPPED)[0];
     let n = calls[0].len() as u64;
     assert_eq!(
         (
@@ -464,7 +466,7 @@ async fn a_call_that_times_out_is_sent_again_and_counted_as_unknown() {
         (Some(n), Some(n), Some(n), Some(0)),
         "{stopped}"
     );
-    let warned = app.log_events("kinesis write failed");
+    let warned = app.log_events(LOG_KINESIS_WRITE_FAILED);
     assert!(
         warned.iter().any(|w| w["error"]
             .as_str()
@@ -503,7 +505,7 @@ async fn shutdown_with_kinesis_down_ends_on_time_and_counts_what_it_drops() {
         20,
         "every undelivered frame is counted"
     );
-    let stopped = &app.log_events("kinesis sink stopped")[0];
+    let stopped = &app.log_events(LOG_KINESIS_SINK_STOPPED)[0];
     assert!(
         !stopped["last_error"]
             .as_str()

@@ -11,6 +11,8 @@ use opentelemetry_proto::tonic::metrics::v1::{Metric, metric, number_data_point}
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
+use cinemo::telemetry::names::LOG_KINESIS_SINK_STOPPED;
+
 use super::harness::*;
 
 type Attrs = HashMap<String, String>;
@@ -398,7 +400,8 @@ async fn the_internal_tier_only_follows_traces_the_public_tier_started() {
         ]
     };
     // The internal tier would sample every trace it started; it must start
-    // none, even though the public tier no longer tells it "not sampled".
+    // none, although the public tier sends no "not sampled" header for an
+    // unsampled trace it started itself.
     let (mut internal, mut public) = both_tiers(&otlp("1.0"), &otlp("0")).await;
     let http = reqwest::Client::new();
     let (status, id) = create(&http, public.url(), None).await;
@@ -503,7 +506,7 @@ async fn the_kinesis_sink_exports_its_own_counts() {
     }
     app.stop().await;
 
-    let stop = app.log_events("kinesis sink stopped");
+    let stop = app.log_events(LOG_KINESIS_SINK_STOPPED);
     assert_eq!(stop.len(), 1, "{}", app.logs());
     let count = |k: &str| stop[0][k].as_i64().unwrap();
     let (sent, retried, dropped) = (count("sent"), count("retried"), count("dropped"));

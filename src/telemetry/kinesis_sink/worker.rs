@@ -1,40 +1,23 @@
-//! The Kinesis sink: a background task that drains the `Diagnostics` queue
-//! into `PutRecords` calls. Modelled on vector's `aws_kinesis` sink: batches
-//! within the API limits, retries only the records that failed, treats
-//! throughput errors as retryable.
-//!
-//! The queue between request handlers and this task *is* the bounded
-//! buffer: while Kinesis is slow or down this task sits in its backoff, the
-//! queue fills, and `Diagnostics::emit` drops and counts what does not fit.
-//! Requests never wait for Kinesis. The task is woken only when the queue
-//! stops being empty (to start the flush timer) and when a whole batch is
-//! queued, not once per frame (see `FrameQueue`).
+//! The sink's task: takes frames off the queue, batches them into
+//! `PutRecords` calls, retries what failed and flushes at shutdown.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use backon::{BackoffBuilder, ExponentialBuilder};
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::diagnostics::{Diagnostics, Frame, FrameQueue};
-use super::names;
-use super::otel;
-use crate::settings::KinesisSettings;
-
-/// PutRecords limits (AWS API reference).
-pub const MAX_RECORDS_PER_CALL: usize = 500;
-pub const MAX_BYTES_PER_CALL: usize = 5 * 1024 * 1024;
-/// Data plus partition key of one record.
-pub const MAX_BYTES_PER_RECORD: usize = 1024 * 1024;
+use super::stats::{MAX_BYTES_PER_CALL, MAX_BYTES_PER_RECORD, SinkStats, Tuning};
+use crate::telemetry::frame::Frame;
+use crate::telemetry::frame_queue::FrameQueue;
+use crate::telemetry::names;
 
 /// `cinemo.kinesis.errors` types of a call whose outcome is unknown: it
 /// may have been written, and its batch is sent again.
@@ -49,45 +32,6 @@ const RETRYABLE_RECORD_ERRORS: &[&str] = &[
     "InternalFailure",
     "KMSThrottlingException",
 ];
-
-/// The sink's health, read by the OpenTelemetry gauges and logged at stop.
-#[derive(Default)]
-pub struct SinkStats {
-    pub sent: AtomicU64,
-    pub retried: AtomicU64,
-    /// Records in calls whose outcome is unknown (a timeout, an unreadable
-    /// answer): sent again, so each may be in the stream twice.
-    pub unknown: AtomicU64,
-    /// Shared with `Diagnostics`: queue overflow plus the sink's own drops.
-    pub dropped: Arc<AtomicU64>,
-    /// Records taken off the queue and not yet acknowledged by Kinesis.
-    pub in_flight: AtomicU64,
-    pub last_error: Mutex<Option<String>>,
-}
-
-impl SinkStats {
-    fn set_error(&self, code: &str, text: String) {
-        otel::metrics().kinesis_error(code);
-        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
-        // Logged on change only: an outage retried every few seconds must
-        // not flood the journal.
-        if last.as_deref() != Some(text.as_str()) {
-            tracing::warn!(target: "cinemo::kinesis", error = %text, "kinesis write failed");
-            *last = Some(text);
-        }
-    }
-
-    fn clear_error(&self) {
-        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
-        if last.take().is_some() {
-            tracing::info!(target: "cinemo::kinesis", "kinesis writes succeed again");
-        }
-    }
-
-    fn drop_records(&self, n: usize) {
-        self.dropped.fetch_add(n as u64, Ordering::Relaxed);
-    }
-}
 
 struct Record {
     data: Vec<u8>,
@@ -117,112 +61,7 @@ impl Record {
     }
 }
 
-/// Everything the task needs besides the client.
-#[derive(Clone)]
-struct Tuning {
-    stream: String,
-    fixed_key: Option<String>,
-    batch_max_records: usize,
-    flush_interval: Duration,
-    max_backoff: Duration,
-}
-
-/// The running sink; `diagnostics()` hands out the producer side.
-pub struct KinesisSink {
-    queue: Arc<FrameQueue>,
-    stats: Arc<SinkStats>,
-    stop: CancellationToken,
-    deadline: Arc<Mutex<Option<Instant>>>,
-    /// Resolves when the sink's thread has finished its final flush.
-    done: oneshot::Receiver<()>,
-}
-
-impl KinesisSink {
-    /// Builds the client (standard AWS credential chain) and starts the task
-    /// on a thread of its own (a single-threaded runtime at a lower CPU
-    /// priority, see `super::lower_thread_priority`).
-    pub async fn start(settings: &KinesisSettings) -> anyhow::Result<Self> {
-        let stream = settings
-            .stream_name
-            .clone()
-            .context("kinesis is enabled but kinesis.stream_name is not set")?;
-        let client = super::kinesis_client::build(settings).await;
-        let tuning = Tuning {
-            stream,
-            fixed_key: settings.partition_key.clone().filter(|k| !k.is_empty()),
-            batch_max_records: settings.batch_max_records.clamp(1, MAX_RECORDS_PER_CALL),
-            flush_interval: Duration::from_millis(settings.flush_interval_ms.max(1)),
-            max_backoff: Duration::from_millis(settings.max_backoff_ms.max(1)),
-        };
-        let queue = Arc::new(FrameQueue::new(
-            settings.buffer_capacity.max(1),
-            tuning.batch_max_records,
-        ));
-        let stats = Arc::new(SinkStats::default());
-        let stop = CancellationToken::new();
-        let deadline = Arc::new(Mutex::new(None));
-        otel::register_kinesis_gauges(stats.clone(), queue.clone());
-        let worker = Worker {
-            client,
-            tuning,
-            queue: queue.clone(),
-            taken: Vec::new(),
-            stats: stats.clone(),
-            stop: stop.clone(),
-            pending: VecDeque::new(),
-            pending_bytes: 0,
-            in_flight: Vec::new(),
-        };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("building the Kinesis sink's runtime")?;
-        let (done_tx, done) = oneshot::channel();
-        let run = worker.run(deadline.clone());
-        std::thread::Builder::new()
-            .name("cinemo-kinesis".into())
-            .spawn(move || {
-                super::lower_thread_priority();
-                runtime.block_on(run);
-                let _ = done_tx.send(());
-            })
-            .context("starting the Kinesis sink thread")?;
-        tracing::info!(
-            target: "cinemo::kinesis",
-            stream = %settings.stream_name.as_deref().unwrap_or_default(),
-            capacity = settings.buffer_capacity,
-            "kinesis sink started"
-        );
-        Ok(KinesisSink {
-            queue,
-            stats,
-            stop,
-            deadline,
-            done,
-        })
-    }
-
-    /// The producer handle for one tier's frames.
-    pub fn diagnostics(&self, app_id: &'static str) -> Diagnostics {
-        Diagnostics::new(app_id, self.queue.clone(), self.stats.dropped.clone())
-    }
-
-    pub fn stats(&self) -> Arc<SinkStats> {
-        self.stats.clone()
-    }
-
-    /// Sends what is queued, giving up at `deadline`; what is left then is
-    /// counted as dropped. Called after HTTP has drained.
-    pub async fn shutdown(self, deadline: Instant) {
-        *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some(deadline);
-        self.stop.cancel();
-        // The task bounds itself by the deadline; the grace only covers its
-        // bookkeeping.
-        let _ = tokio::time::timeout_at(deadline + Duration::from_millis(500), self.done).await;
-    }
-}
-
-struct Worker {
+pub(super) struct Worker {
     client: Client,
     tuning: Tuning,
     queue: Arc<FrameQueue>,
@@ -245,7 +84,27 @@ enum Sent {
 }
 
 impl Worker {
-    async fn run(mut self, deadline: Arc<Mutex<Option<Instant>>>) {
+    pub(super) fn new(
+        client: Client,
+        tuning: Tuning,
+        queue: Arc<FrameQueue>,
+        stats: Arc<SinkStats>,
+        stop: CancellationToken,
+    ) -> Self {
+        Worker {
+            client,
+            tuning,
+            queue,
+            taken: Vec::new(),
+            stats,
+            stop,
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+            in_flight: Vec::new(),
+        }
+    }
+
+    pub(super) async fn run(mut self, deadline: Arc<Mutex<Option<Instant>>>) {
         // When the oldest frame not yet sent must go, full batch or not.
         let mut flush_at: Option<Instant> = None;
         loop {
