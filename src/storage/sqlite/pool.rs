@@ -4,9 +4,12 @@
 //! never on a server thread.
 //!
 //! A job whose caller stops waiting (its deadline, `storage::Timed`) is
-//! interrupted: SQLite stops its statement and the open transaction rolls
-//! back, so a deadline never leaves half a batch behind.
+//! stopped: one that has not started yet never starts, and one that runs is
+//! interrupted at its current statement or the next one, so its open
+//! transaction rolls back. A deadline never leaves a batch behind that was
+//! answered 504 (only a COMMIT already under way finishes).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -69,12 +72,20 @@ impl Pool {
                 Some(conn) => conn,
                 None => database.open(busy_timeout).map_err(classify)?,
             };
-            running.start(conn.get_interrupt_handle());
+            if !running.start(&conn).map_err(classify)? {
+                idle.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(conn);
+                return Err(StoreError::Unavailable(
+                    "the caller stopped waiting before the job started".into(),
+                ));
+            }
             let result = job(&mut conn);
-            running.stop();
+            let released = running.stop(&conn);
             // A connection left inside a transaction (a job that failed
-            // half-way) is closed, which rolls it back.
-            if conn.is_autocommit() {
+            // half-way) is closed, which rolls it back; so is one that may
+            // still carry this job's progress handler.
+            if released && conn.is_autocommit() {
                 idle.lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .push(conn);
@@ -101,29 +112,62 @@ impl Pool {
     }
 }
 
-/// The interrupt handle of the connection a job runs on, while it runs.
+/// The interrupt handle of the connection a job runs on, while it runs,
+/// and whether its caller has stopped waiting.
 #[derive(Clone, Default)]
-struct Running(Arc<Mutex<Option<InterruptHandle>>>);
+struct Running(Arc<RunningState>);
+
+#[derive(Default)]
+struct RunningState {
+    handle: Mutex<Option<InterruptHandle>>,
+    abandoned: Arc<AtomicBool>,
+}
+
+/// SQLite virtual-machine steps between two looks at `abandoned`: an
+/// interrupt that falls between two statements of a job is lost (SQLite
+/// clears it when no statement runs), the progress handler is not.
+const PROGRESS_STEPS: i32 = 1_000;
 
 impl Running {
-    fn start(&self, handle: InterruptHandle) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
+    /// False when the caller has already stopped waiting: the job must not
+    /// run.
+    fn start(&self, conn: &Connection) -> rusqlite::Result<bool> {
+        let mut handle = self.0.handle.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.0.abandoned.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let abandoned = self.0.abandoned.clone();
+        conn.progress_handler(
+            PROGRESS_STEPS,
+            Some(move || abandoned.load(Ordering::Acquire)),
+        )?;
+        *handle = Some(conn.get_interrupt_handle());
+        Ok(true)
     }
 
     /// After this the connection may go to another job: it is never
-    /// interrupted for this one.
-    fn stop(&self) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    /// interrupted for this one. False when the progress handler could not
+    /// be removed: the connection must then be closed.
+    fn stop(&self, conn: &Connection) -> bool {
+        *self.0.handle.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        conn.progress_handler(0, None::<fn() -> bool>).is_ok()
     }
 }
 
-/// Interrupts the job when the caller stops waiting for it (a no-op once
-/// it has finished).
+/// Stops the job when the caller stops waiting for it (a no-op once it has
+/// finished).
 struct InterruptOnDrop(Running);
 
 impl Drop for InterruptOnDrop {
     fn drop(&mut self) {
-        if let Some(handle) = &*self.0.0.lock().unwrap_or_else(PoisonError::into_inner) {
+        let handle = self
+            .0
+            .0
+            .handle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.0.0.abandoned.store(true, Ordering::Release);
+        if let Some(handle) = &*handle {
             handle.interrupt();
         }
     }
