@@ -153,3 +153,38 @@ async fn a_draining_internal_tier_finishes_in_flight_requests_over_http2() {
         "the internal tier took {took:?} to drain: the public tier held its connections open"
     );
 }
+
+/// Behind the internal tier's load balancer a new connection can land on a
+/// target that has just died and is not yet marked unhealthy: it is
+/// refused before a byte of the request was sent. The public tier connects
+/// again, the balancer sends the new connection to a live target, and the
+/// customer never sees the dead one.
+async fn a_refused_connection_is_made_again(http2: bool) {
+    let internal = cinemo("internal").spawn();
+    let balancer = common::Balancer::refusing(common::addr_of(internal.internal()));
+    let public = cinemo("public")
+        .env(
+            "CINEMO__PUBLIC__INTERNAL_URL",
+            format!("http://{}", balancer.addr),
+        )
+        .env("CINEMO__PUBLIC__INTERNAL_HTTP2", http2.to_string())
+        .ready()
+        .await;
+    // The create's first connection is refused; the balancer takes
+    // connections from 150 ms on, well inside the connect timeout (1 s).
+    balancer.open(Duration::from_millis(150), 0);
+    let c = common::client();
+    let id = create(&c, public.public(), "Refused first").await;
+    let seen = send(c.get(format!("{}/api/customers/{id}", public.public()))).await;
+    assert_eq!(seen.status, 200, "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_refused_connection_to_the_internal_tier_is_made_again_over_http2() {
+    a_refused_connection_is_made_again(true).await;
+}
+
+#[tokio::test]
+async fn a_refused_connection_to_the_internal_tier_is_made_again_over_http1() {
+    a_refused_connection_is_made_again(false).await;
+}
