@@ -1,7 +1,8 @@
 //! The public tier's client for the internal tier: multiplexed HTTP/2
 //! connections (or pooled HTTP/1.1 keep-alive ones), a connect timeout, a
 //! whole-request deadline, and no retries of a request that reached the
-//! wire (a create is not idempotent, so it is never sent twice).
+//! wire (a create is not idempotent, so it is never sent twice), but for
+//! one more try of a read whose connection broke under it.
 //!
 //! Built on hyper's connection-level API rather than a general-purpose
 //! client: every call goes to one fixed origin, so the URL parsing,
@@ -201,6 +202,12 @@ impl InternalError {
     }
 }
 
+/// The connection failed under a request (reset, closed, a protocol
+/// error), as opposed to an answer that could not be read.
+fn broken(e: &hyper::Error) -> bool {
+    !(e.is_parse() || e.is_parse_status() || e.is_user())
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
@@ -306,14 +313,42 @@ impl InternalClient {
 
     /// Sends with a client span (its `traceparent` goes along, so the
     /// internal tier's span joins the same trace) and a latency measurement.
-    async fn send(&self, span: &str, mut call: Call) -> Result<Answer, InternalError> {
+    async fn send(&self, span: &str, call: Call) -> Result<Answer, InternalError> {
+        self.send_or_again(span, call, || None).await
+    }
+
+    /// `send` for a GET, which changes nothing at the internal tier: when
+    /// its connection breaks before the answer (the internal host died
+    /// under it) it is sent once more, on another connection, within the
+    /// same deadline. `build` makes the request again. Anything else that
+    /// reached the wire is never sent twice: a create may have been stored.
+    async fn send_read(
+        &self,
+        span: &str,
+        build: impl Fn() -> Call,
+    ) -> Result<Answer, InternalError> {
+        self.send_or_again(span, build(), || Some(build())).await
+    }
+
+    async fn send_or_again(
+        &self,
+        span: &str,
+        mut call: Call,
+        again: impl FnOnce() -> Option<Call>,
+    ) -> Result<Answer, InternalError> {
         let measured = DependencyCall::start(names::PEER_INTERNAL, || span.to_owned());
         measured.inject_headers(call.request.headers_mut());
+        let again = || {
+            again().map(|mut call| {
+                measured.inject_headers(call.request.headers_mut());
+                call.request
+            })
+        };
         let exchange = async {
             if call.http2 {
-                self.exchange_h2(call.request).await
+                self.exchange_h2(call.request, again).await
             } else {
-                self.exchange_h1(call.request).await
+                self.exchange_h1(call.request, again).await
             }
         };
         let result = tokio::time::timeout(call.timeout, exchange)
@@ -331,11 +366,14 @@ impl InternalClient {
     /// connection or a new one. A pooled connection can turn out closed
     /// (the internal tier restarted, or closed it idle) before the request
     /// is written: hyper then hands the request back and it goes on the next
-    /// connection. Once a request has been written it is never sent again.
+    /// connection. Once a request has been written it is sent again only
+    /// when `again` makes it anew (a read) and its connection broke.
     async fn exchange_h1(
         &self,
         mut request: Request<Full<Bytes>>,
+        again: impl FnOnce() -> Option<Request<Full<Bytes>>>,
     ) -> Result<Answer, InternalError> {
+        let mut again = Some(again);
         loop {
             let mut conn = self.h1.checkout().await?;
             match conn.sender.try_send_request(request).await {
@@ -346,19 +384,25 @@ impl InternalClient {
                 }
                 Err(mut e) => match e.take_message() {
                     Some(unsent) if conn.pooled => request = unsent,
-                    _ => return Err(InternalError::from_hyper(e.error())),
+                    _ => match broken(e.error()).then(|| again.take()?()).flatten() {
+                        Some(anew) => request = anew,
+                        None => return Err(InternalError::from_hyper(e.error())),
+                    },
                 },
             }
         }
     }
 
     /// The same over one of the worker's HTTP/2 connections, with the same
-    /// rule: a request goes on another connection only when hyper hands it
-    /// back unsent (its connection had closed).
+    /// rules: a request goes on another connection when hyper hands it
+    /// back unsent (its connection had closed), or when it is a read whose
+    /// connection broke under it.
     async fn exchange_h2(
         &self,
         mut request: Request<Full<Bytes>>,
+        again: impl FnOnce() -> Option<Request<Full<Bytes>>>,
     ) -> Result<Answer, InternalError> {
+        let mut again = Some(again);
         loop {
             let mut lease = self.h2.lease().await?;
             match lease.sender.try_send_request(request).await {
@@ -368,7 +412,13 @@ impl InternalClient {
                         self.h2.forget(&lease);
                         request = unsent;
                     }
-                    _ => return Err(InternalError::from_hyper(e.error())),
+                    _ => match broken(e.error()).then(|| again.take()?()).flatten() {
+                        Some(anew) => {
+                            self.h2.forget(&lease);
+                            request = anew;
+                        }
+                        None => return Err(InternalError::from_hyper(e.error())),
+                    },
                 },
             }
         }
@@ -385,8 +435,8 @@ impl InternalClient {
         id: &DocId,
         trace: Option<&TraceToken>,
     ) -> Result<Option<Bytes>, InternalError> {
-        let call = self.request(Method::GET, path(format!("/api/cache/{id}")), trace);
-        match self.send("GET /api/cache/{id}", call).await?.parts() {
+        let call = || self.request(Method::GET, path(format!("/api/cache/{id}")), trace);
+        match self.send_read("GET /api/cache/{id}", call).await?.parts() {
             (StatusCode::OK, body) => Ok(Some(body)),
             (StatusCode::NOT_FOUND, _) => Ok(None),
             (status, body) => Err(Self::unexpected(status, &body)),
@@ -483,12 +533,14 @@ impl InternalClient {
         after: Option<&DocId>,
         trace: Option<&TraceToken>,
     ) -> Result<Bytes, InternalError> {
-        let query = match after {
-            Some(after) => format!("/api/cache?limit={limit}&after={after}"),
-            None => format!("/api/cache?limit={limit}"),
+        let call = || {
+            let query = match after {
+                Some(after) => format!("/api/cache?limit={limit}&after={after}"),
+                None => format!("/api/cache?limit={limit}"),
+            };
+            self.request(Method::GET, path(query), trace)
         };
-        let call = self.request(Method::GET, path(query), trace);
-        match self.send("GET /api/cache", call).await?.parts() {
+        match self.send_read("GET /api/cache", call).await?.parts() {
             (StatusCode::OK, body) => Ok(body),
             (status, body) => Err(Self::unexpected(status, &body)),
         }
@@ -510,12 +562,14 @@ impl InternalClient {
 
     /// Whether the internal tier's process answers (its liveness route).
     pub async fn live(&self) -> Result<(), InternalError> {
-        let call = self.request(
-            Method::GET,
-            PathAndQuery::from_static("/api/health/live"),
-            None,
-        );
-        match self.send("GET /api/health/live", call).await?.parts() {
+        let call = || {
+            self.request(
+                Method::GET,
+                PathAndQuery::from_static("/api/health/live"),
+                None,
+            )
+        };
+        match self.send_read("GET /api/health/live", call).await?.parts() {
             (StatusCode::OK, _) => Ok(()),
             (status, body) => Err(Self::unexpected(status, &body)),
         }

@@ -457,6 +457,42 @@ impl Balancer {
         }
     }
 
+    /// Starts accepting at once; the first connection reaches a target
+    /// that dies with the first request on it: the request is read, then
+    /// the connection is reset without an answer. Every later connection
+    /// is forwarded to the live target.
+    pub fn open_dying_under_the_first_request(self) {
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            self.socket.listen(128).expect("listen");
+            self.socket.set_nonblocking(true).expect("nonblocking");
+            let listener = tokio::net::TcpListener::from_std(self.socket.into()).expect("listener");
+            let Ok((mut first, _)) = listener.accept().await else {
+                return;
+            };
+            // The preface, settings and the request's headers (HTTP/2), or
+            // the request (HTTP/1.1): whatever arrives until it pauses.
+            let mut buf = [0u8; 65536];
+            while let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_millis(200), first.read(&mut buf)).await
+            {
+                if n == 0 {
+                    break;
+                }
+            }
+            let _ = socket2::SockRef::from(&first).set_linger(Some(Duration::ZERO));
+            drop(first);
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = self.target;
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+    }
+
     /// Starts accepting after `delay`, cutting the first `cut`
     /// connections.
     pub fn open(self, delay: Duration, cut: u32) {
