@@ -42,6 +42,12 @@ class Result:
         self.trace = trace
 
 
+def served_by(resp):
+    """(the balancer's name for the host that answered, monotonic time)."""
+    headers = getattr(resp, "headers", None) or {}
+    return headers.get("x-drill-server"), time.monotonic()
+
+
 def failure_kind(resp):
     if isinstance(resp, TransportError):
         return resp.kind
@@ -138,7 +144,7 @@ class Load:
             kind = "200 without a customerId" if getattr(resp, "status", None) == 200 else failure_kind(resp)
         self.creates.append((name, doc_id, kind))
         if trace:
-            self.traced[trace] = ("create", doc_id, not kind)
+            self.traced[trace] = ("create", doc_id, not kind, served_by(resp))
         return kind
 
     async def read(self, source, trace):
@@ -154,7 +160,7 @@ class Load:
         if kind and status in (200, 404):
             self.bad_reads.append((self.now(), doc_id, status, resp.body[:200]))
         if trace:
-            self.traced[trace] = ("read", doc_id, not kind)
+            self.traced[trace] = ("read", doc_id, not kind, served_by(resp))
         return kind
 
     def check_document(self, doc_id, body):
@@ -205,7 +211,7 @@ class Load:
                 self.acked[doc_id] = [name, before, after, None]
                 self.acked_order.append(doc_id)
         if trace:
-            self.traced[trace] = ("batch", None, not kind)
+            self.traced[trace] = ("batch", None, not kind, served_by(resp))
         return kind
 
     # ---- the load ------------------------------------------------------------

@@ -69,6 +69,7 @@ class Host:
         self.log = log
         self.started = started
         self.stopped = None
+        self.killed = False
 
     def __repr__(self):
         return f"{self.tier} {self.slot} (pid {self.proc.pid}, :{self.port})"
@@ -249,6 +250,8 @@ frontend alb
     bind 127.0.0.1:{self.alb_port}
     maxconn 8000
     option forwardfor
+    # Which host answered: the drills use it to explain lost diagnostics.
+    http-response set-header X-Drill-Server %s
     default_backend public
 
 backend public
@@ -316,9 +319,9 @@ backend internal
     # says the server was configured `disabled`.
     MAINT_OR_DRAIN = 0x63 | 0x18
 
-    def up(self, tier, slot):
+    def up(self, tier, slot, states=None):
         """In service: health checks pass and it takes new traffic."""
-        op, admin = self.server_states(tier).get(slot, (0, 1))
+        op, admin = (states or self.server_states(tier)).get(slot, (0, 1))
         return op == 2 and not admin & self.MAINT_OR_DRAIN
 
     def down(self, tier, slot):
@@ -445,8 +448,17 @@ backend internal
         host.proc.kill()
         host.proc.wait()
         host.stopped = time.monotonic()
+        host.killed = True
         self.retired.append(host)
         return host
+
+    def killed_host_at(self, slot, t):
+        """The host that served in `slot` at monotonic time `t`, if it was
+        later killed (its buffered diagnostics died with it)."""
+        for h in self.retired:
+            if h.slot == slot and h.killed and h.started <= t <= h.stopped:
+                return h
+        return None
 
     def spare_slot(self, tier):
         """An empty slot the balancer sees as down, for a new host."""
