@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from load import Load, expected_body, summarize
 from http1 import Connection, TransportError
-from topology import Topology, read_stream, tail, wait_until
+from topology import ABORT, Topology, read_stream, wait_until
 
 
 @dataclass
@@ -48,6 +48,7 @@ class Profile:
     slow_clients: int
     slow_window: float
     settle: float  # quiet load between drills
+    time_limit: int  # the whole run, seconds
     extra_env: dict = field(default_factory=dict)
 
 
@@ -59,7 +60,7 @@ PROFILES = {
                     nlb_interval=10, nlb_unhealthy=2, nlb_healthy=2, check_timeout=5,
                     deregistration_delay=120, shutdown_secs=30, max_age_secs=20,
                     db_outage=20, kinesis_outage=30, idle_connections=3000, slow_clients=20,
-                    slow_window=30, settle=10),
+                    slow_window=30, settle=10, time_limit=1800),
     # The same shape scaled down about tenfold for CI: health checks every
     # 0.5 s, deregistration delay 6 s, shutdown deadline 5 s, connections
     # replaced every 2 s; outages of 3 s.
@@ -67,7 +68,7 @@ PROFILES = {
                      nlb_interval=0.5, nlb_unhealthy=2, nlb_healthy=2, check_timeout=1,
                      deregistration_delay=6, shutdown_secs=5, max_age_secs=2,
                      db_outage=3, kinesis_outage=3, idle_connections=1000, slow_clients=10,
-                     slow_window=8, settle=1.5),
+                     slow_window=8, settle=1.5, time_limit=600),
 }
 
 # The internal tier's answer time limit (public.internal_timeout_ms): no
@@ -564,7 +565,23 @@ class Runner:
         self.report(time.monotonic() - t_start)
 
     async def run_checked(self):
-        await self.run()
+        """The run within its time limit; Ctrl-C or SIGTERM stops it."""
+        main = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+
+        def interrupt():
+            ABORT.set()
+            main.cancel()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, interrupt)
+        try:
+            async with asyncio.timeout(self.p.time_limit):
+                await self.run()
+        except TimeoutError:
+            ABORT.set()
+            print(f"the run took longer than {self.p.time_limit} s", file=sys.stderr)
+            return False
         return all(d.met for d in self.drills)
 
     def report(self, elapsed):
@@ -612,15 +629,10 @@ def main():
     args = ap.parse_args()
     runner = Runner(args)
 
-    def terminated(*_):
-        raise KeyboardInterrupt
-
-    # CI cancelling the job: stop everything started, as on Ctrl-C.
-    signal.signal(signal.SIGTERM, terminated)
     ok = False
     try:
         ok = asyncio.run(runner.run_checked())
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         print("interrupted", file=sys.stderr)
     finally:
         runner.topo.close()

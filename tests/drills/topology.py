@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -28,10 +29,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+# Set when the run is interrupted: every wait gives up at once, so the
+# clean-up does not wait for a poll to time out.
+ABORT = threading.Event()
+
+
 def wait_until(what, check, timeout, interval=0.05):
     """Polls `check` until it returns something true; bounded in time."""
     deadline = time.monotonic() + timeout
     while True:
+        if ABORT.is_set():
+            raise RuntimeError(f"interrupted while waiting for {what}")
         value = check()
         if value:
             return value
@@ -419,7 +427,7 @@ backend internal
         t0 = time.monotonic()
         self.set_state(tier, slot, "drain")
         deadline = t0 + self.p.deregistration_delay
-        while time.monotonic() < deadline and self.sessions(tier, slot) > 0:
+        while time.monotonic() < deadline and self.sessions(tier, slot) > 0 and not ABORT.is_set():
             time.sleep(0.1)
         return time.monotonic() - t0
 
