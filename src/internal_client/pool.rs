@@ -62,13 +62,15 @@ pub struct Tls {
 /// sent on it: the connection is refused, reset, or closed during the TLS
 /// handshake. Behind the internal tier's load balancer that is a target
 /// that has just died: the balancer keeps sending it new connections until
-/// its health checks fail (20 s with the NLB's), and the next connection
-/// may go to a live target. No request was sent on it, so none can be
-/// carried out twice.
-/// The waits double from `CONNECT_RETRY_WAIT` (10, 20, 40, 80, 160 ms: at
-/// most 310 ms in all), within the connect timeout.
-const CONNECT_TRIES: u32 = 6;
+/// its health checks fail (20 s with the NLB's), and each new connection
+/// may go to a live target instead (with one of two targets dead, ten
+/// tries all fail one time in a thousand; six did one time in 64, which
+/// the drills saw). No request was sent on it, so none can be carried out
+/// twice. The waits double from `CONNECT_RETRY_WAIT` up to
+/// `CONNECT_RETRY_WAIT_MAX` (650 ms in all), within the connect timeout.
+const CONNECT_TRIES: u32 = 10;
 const CONNECT_RETRY_WAIT: Duration = Duration::from_millis(10);
+const CONNECT_RETRY_WAIT_MAX: Duration = Duration::from_millis(100);
 
 impl Endpoint {
     /// A connected stream, TLS-wrapped when configured, within the connect
@@ -88,7 +90,7 @@ impl Endpoint {
                     Err(Failed { error, peer_gone }) if peer_gone && tries < CONNECT_TRIES => {
                         tracing::debug!(%error, tries, "connecting to the internal tier again");
                         tokio::time::sleep(wait).await;
-                        wait *= 2;
+                        wait = (wait * 2).min(CONNECT_RETRY_WAIT_MAX);
                         tries += 1;
                     }
                     Err(Failed { error, .. }) => return Err(error),
