@@ -468,15 +468,19 @@ class Runner:
             if b["ids"] and present != len(b["names"]):
                 half.append((b["token"], present))
         doubled = [n for n, v in stored.items() if len(v) > 1]
-        ghost_creates = sum(1 for name, doc_id, kind in load.creates if not doc_id and name in stored)
+        ghosts = {}
+        for name, doc_id, kind in load.creates:
+            if not doc_id and name in stored:
+                ghosts[kind] = ghosts.get(kind, 0) + 1
+        ghost_creates = sum(ghosts.values())
         ghost_batches = sum(1 for b in load.batches if not b["ids"] and all(n in stored for n in b["names"]))
         failed_creates = sum(1 for _, doc_id, _ in load.creates if not doc_id)
         failed_batches = sum(1 for b in load.batches if not b["ids"])
         d.note(f"{len(ids)} acknowledged documents read back: {len(wrong)} missing or different "
                f"{wrong[:3] if wrong else ''}")
         d.note(f"{len(load.batches)} batches: {len(half)} half stored; {len(doubled)} names stored twice")
-        d.note(f"answered as failed but stored: {ghost_creates} of {failed_creates} failed creates, "
-               f"{ghost_batches} of {failed_batches} failed batches")
+        d.note(f"answered as failed but stored: {ghost_creates} of {failed_creates} failed creates "
+               f"{ghosts or ''}, {ghost_batches} of {failed_batches} failed batches")
         self.verified = {"acked": len(ids), "wrong": len(wrong), "half": len(half), "doubled": len(doubled),
                          "ghost_creates": ghost_creates, "failed_creates": failed_creates}
         d.stats = {"requests": len(ids), "failed": len(wrong) + len(half) + len(doubled), "failures": {},
