@@ -59,6 +59,12 @@ pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// The connection failed under a request (reset, closed, a protocol
+/// error), as opposed to an answer that could not be read.
+pub(super) fn broken(e: &hyper::Error) -> bool {
+    !(e.is_parse() || e.is_parse_status() || e.is_user())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

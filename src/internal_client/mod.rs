@@ -1,7 +1,8 @@
 //! The public tier's client for the internal tier: multiplexed HTTP/2
 //! connections (or pooled HTTP/1.1 keep-alive ones), a connect timeout, a
 //! whole-request deadline, and no retries of a request that reached the
-//! wire (a create is not idempotent, so it is never sent twice).
+//! wire (a create is not idempotent, so it is never sent twice), but for
+//! one more try of a read whose connection broke under it.
 //!
 //! Built on hyper's connection-level API rather than a general-purpose
 //! client: every call goes to one fixed origin, so the URL parsing,
@@ -39,7 +40,7 @@ use crate::telemetry::otel::DependencyCall;
 pub use config::InternalClientConfig;
 use config::Shared;
 pub use error::InternalError;
-use error::error_chain;
+use error::{broken, error_chain};
 use pool::{H1Pool, H2Lanes};
 
 const USER_AGENT_VALUE: &str = concat!("cinemo-public/", env!("CARGO_PKG_VERSION"));
@@ -164,16 +165,43 @@ impl InternalClient {
 
     /// Sends with a client span (its `traceparent` goes along, so the
     /// internal tier's span joins the same trace) and a latency measurement.
-    async fn send(&self, mut call: Call) -> Result<Answer, InternalError> {
+    async fn send(&self, call: Call) -> Result<Answer, InternalError> {
+        self.send_or_again(call, || None).await
+    }
+
+    /// `send` for a GET, which changes nothing at the internal tier: when
+    /// its connection breaks before the answer (the internal host died
+    /// under it) it is sent once more, on another connection, within the
+    /// same deadline. `build` makes the request again. Anything else that
+    /// reached the wire is never sent twice: a create may have been stored.
+    async fn send_read(
+        &self,
+        build: impl Fn() -> Result<Call, InternalError>,
+    ) -> Result<Answer, InternalError> {
+        let call = build()?;
+        self.send_or_again(call, || build().ok()).await
+    }
+
+    async fn send_or_again(
+        &self,
+        mut call: Call,
+        again: impl FnOnce() -> Option<Call>,
+    ) -> Result<Answer, InternalError> {
         let method = call.request.method().clone();
         let route = call.route;
         let measured = DependencyCall::start(names::PEER_INTERNAL, || format!("{method} {route}"));
         measured.inject_headers(call.request.headers_mut());
+        let again = || {
+            again().map(|mut call| {
+                measured.inject_headers(call.request.headers_mut());
+                call.request
+            })
+        };
         let exchange = async {
             if call.http2 {
-                self.exchange_h2(call.request).await
+                self.exchange_h2(call.request, again).await
             } else {
-                self.exchange_h1(call.request).await
+                self.exchange_h1(call.request, again).await
             }
         };
         let result = tokio::time::timeout(call.timeout, exchange)
@@ -191,11 +219,14 @@ impl InternalClient {
     /// connection or a new one. A pooled connection can turn out closed
     /// (the internal tier restarted, or closed it idle) before the request
     /// is written: hyper then hands the request back and it goes on the next
-    /// connection. Once a request has been written it is never sent again.
+    /// connection. Once a request has been written it is sent again only
+    /// when `again` makes it anew (a read) and its connection broke.
     async fn exchange_h1(
         &self,
         mut request: Request<Full<Bytes>>,
+        again: impl FnOnce() -> Option<Request<Full<Bytes>>>,
     ) -> Result<Answer, InternalError> {
+        let mut again = Some(again);
         loop {
             let mut conn = self.h1.checkout().await?;
             match conn.sender.try_send_request(request).await {
@@ -206,19 +237,25 @@ impl InternalClient {
                 }
                 Err(mut e) => match e.take_message() {
                     Some(unsent) if conn.pooled => request = unsent,
-                    _ => return Err(InternalError::from_hyper(e.error())),
+                    _ => match broken(e.error()).then(|| again.take()?()).flatten() {
+                        Some(anew) => request = anew,
+                        None => return Err(InternalError::from_hyper(e.error())),
+                    },
                 },
             }
         }
     }
 
     /// The same over one of the worker's HTTP/2 connections, with the same
-    /// rule: a request goes on another connection only when hyper hands it
-    /// back unsent (its connection had closed).
+    /// rules: a request goes on another connection when hyper hands it
+    /// back unsent (its connection had closed), or when it is a read whose
+    /// connection broke under it.
     async fn exchange_h2(
         &self,
         mut request: Request<Full<Bytes>>,
+        again: impl FnOnce() -> Option<Request<Full<Bytes>>>,
     ) -> Result<Answer, InternalError> {
+        let mut again = Some(again);
         loop {
             let mut lease = self.h2.lease().await?;
             match lease.sender.try_send_request(request).await {
@@ -228,7 +265,13 @@ impl InternalClient {
                         self.h2.forget(&lease);
                         request = unsent;
                     }
-                    _ => return Err(InternalError::from_hyper(e.error())),
+                    _ => match broken(e.error()).then(|| again.take()?()).flatten() {
+                        Some(anew) => {
+                            self.h2.forget(&lease);
+                            request = anew;
+                        }
+                        None => return Err(InternalError::from_hyper(e.error())),
+                    },
                 },
             }
         }
@@ -241,8 +284,8 @@ impl InternalClient {
         id: &DocId,
         trace: Option<&TraceToken>,
     ) -> Result<Option<Bytes>, InternalError> {
-        let call = self.request(Method::GET, api::CACHE_ITEM, api::cache_item(id), trace)?;
-        match self.send(call).await?.expect(StatusCode::OK) {
+        let call = || self.request(Method::GET, api::CACHE_ITEM, api::cache_item(id), trace);
+        match self.send_read(call).await?.expect(StatusCode::OK) {
             Ok(answer) => Ok(Some(answer.body)),
             Err(InternalError::Refused(Failure::NotFound)) => Ok(None),
             Err(e) => Err(e),
@@ -324,9 +367,15 @@ impl InternalClient {
         after: Option<&DocId>,
         trace: Option<&TraceToken>,
     ) -> Result<Bytes, InternalError> {
-        let path = api::cache_page(limit, after);
-        let call = self.request(Method::GET, api::CACHE, path, trace)?;
-        Ok(self.send(call).await?.expect(StatusCode::OK)?.body)
+        let call = || {
+            self.request(
+                Method::GET,
+                api::CACHE,
+                api::cache_page(limit, after),
+                trace,
+            )
+        };
+        Ok(self.send_read(call).await?.expect(StatusCode::OK)?.body)
     }
 
     /// Deletes a document; false when there was none.
@@ -345,8 +394,11 @@ impl InternalClient {
 
     /// Whether the internal tier's process answers (its liveness route).
     pub async fn live(&self) -> Result<(), InternalError> {
-        let call = self.request(Method::GET, api::LIVE, api::LIVE.to_owned(), None)?;
-        self.send(call).await?.expect(StatusCode::OK).map(|_| ())
+        let call = || self.request(Method::GET, api::LIVE, api::LIVE.to_owned(), None);
+        self.send_read(call)
+            .await?
+            .expect(StatusCode::OK)
+            .map(|_| ())
     }
 }
 

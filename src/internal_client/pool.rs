@@ -58,6 +58,20 @@ pub struct Tls {
     pub name: ServerName<'static>,
 }
 
+/// Tries at a new connection when the peer goes away before anything was
+/// sent on it: the connection is refused, reset, or closed during the TLS
+/// handshake. Behind the internal tier's load balancer that is a target
+/// that has just died: the balancer keeps sending it new connections until
+/// its health checks fail (20 s with the NLB's), and each new connection
+/// may go to a live target instead (with one of two targets dead, ten
+/// tries all fail one time in a thousand; six did one time in 64, which
+/// the drills saw). No request was sent on it, so none can be carried out
+/// twice. The waits double from `CONNECT_RETRY_WAIT` up to
+/// `CONNECT_RETRY_WAIT_MAX` (650 ms in all), within the connect timeout.
+const CONNECT_TRIES: u32 = 10;
+const CONNECT_RETRY_WAIT: Duration = Duration::from_millis(10);
+const CONNECT_RETRY_WAIT_MAX: Duration = Duration::from_millis(100);
+
 impl Endpoint {
     /// A connected stream, TLS-wrapped when configured, within the connect
     /// timeout together with `handshake`. A connect that times out is a
@@ -68,31 +82,19 @@ impl Endpoint {
         handshake: impl AsyncFnOnce(Stream) -> Result<T, InternalError>,
     ) -> Result<T, InternalError> {
         let connecting = async {
-            let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
-                .await
-                .map_err(|e| {
-                    InternalError::Unreachable(format!(
-                        "connecting to {}:{}: {e}",
-                        self.host, self.port
-                    ))
-                })?;
-            // Requests go out whole; Nagle would only delay them.
-            let _ = tcp.set_nodelay(true);
-            let stream = match &self.tls {
-                Some(tls) => {
-                    let connector = if h2 { &tls.h2 } else { &tls.h1 };
-                    let tls = connector
-                        .connect(tls.name.clone(), tcp)
-                        .await
-                        .map_err(|e| {
-                            InternalError::Unreachable(format!(
-                                "TLS handshake: {}",
-                                error_chain(&e)
-                            ))
-                        })?;
-                    Stream::Tls(Box::new(tls))
+            let mut wait = CONNECT_RETRY_WAIT;
+            let mut tries = 1;
+            let stream = loop {
+                match self.open(h2).await {
+                    Ok(stream) => break stream,
+                    Err(Failed { error, peer_gone }) if peer_gone && tries < CONNECT_TRIES => {
+                        tracing::debug!(%error, tries, "connecting to the internal tier again");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(CONNECT_RETRY_WAIT_MAX);
+                        tries += 1;
+                    }
+                    Err(Failed { error, .. }) => return Err(error),
                 }
-                None => Stream::Plain(tcp),
             };
             handshake(stream).await
         };
@@ -100,6 +102,48 @@ impl Endpoint {
             .await
             .unwrap_or(Err(InternalError::Timeout))
     }
+
+    /// One TCP connection, TLS-wrapped when configured.
+    async fn open(&self, h2: bool) -> Result<Stream, Failed> {
+        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| Failed {
+                peer_gone: peer_gone(&e),
+                error: InternalError::Unreachable(format!(
+                    "connecting to {}:{}: {e}",
+                    self.host, self.port
+                )),
+            })?;
+        // Requests go out whole; Nagle would only delay them.
+        let _ = tcp.set_nodelay(true);
+        let Some(tls) = &self.tls else {
+            return Ok(Stream::Plain(tcp));
+        };
+        let connector = if h2 { &tls.h2 } else { &tls.h1 };
+        match connector.connect(tls.name.clone(), tcp).await {
+            Ok(tls) => Ok(Stream::Tls(Box::new(tls))),
+            Err(e) => Err(Failed {
+                peer_gone: peer_gone(&e),
+                error: InternalError::Unreachable(format!("TLS handshake: {}", error_chain(&e))),
+            }),
+        }
+    }
+}
+
+/// A connection that could not be opened, and whether the peer went away
+/// before anything was sent (worth another try), rather than refusing it
+/// for a reason that will not change (a certificate, a name).
+struct Failed {
+    error: InternalError,
+    peer_gone: bool,
+}
+
+fn peer_gone(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionReset | ConnectionAborted | UnexpectedEof | BrokenPipe
+    )
 }
 
 /// A connected stream, plain or TLS.

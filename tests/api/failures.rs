@@ -16,13 +16,26 @@ async fn internal_refusing_connections_gives_502_quickly() {
         )
         .spawn();
     let c = common::client();
+    // Each answer within the connect timeout (1 s): a refused connection
+    // is tried again for at most 650 ms, in case the balancer sends the
+    // next one to a live host.
+    let quick = async |request: reqwest::RequestBuilder| {
+        let started = Instant::now();
+        let seen = send(request).await;
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "took {:?}: {seen:?}",
+            started.elapsed()
+        );
+        seen
+    };
     let started = Instant::now();
-    let read = send(c.get(format!("{}/api/customers/{ID}", public.public()))).await;
+    let read = quick(c.get(format!("{}/api/customers/{ID}", public.public()))).await;
     assert_eq!(
         (read.status, read.body.as_str()),
         (502, "internal service unreachable")
     );
-    let create = send(
+    let create = quick(
         c.post(format!("{}/api/customers", public.public()))
             .body(r#"{"name":"A"}"#),
     )
@@ -31,7 +44,7 @@ async fn internal_refusing_connections_gives_502_quickly() {
         (create.status, create.body.as_str()),
         (502, "internal service unreachable")
     );
-    let health = send(c.get(format!("{}/api/health", public.public()))).await;
+    let health = quick(c.get(format!("{}/api/health", public.public()))).await;
     assert_eq!(
         (health.status, health.body.as_str()),
         (503, "Frontend unhealthy: internal service unreachable")
@@ -42,7 +55,7 @@ async fn internal_refusing_connections_gives_502_quickly() {
         "liveness must not depend on the internal tier"
     );
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(5),
         "took {:?}",
         started.elapsed()
     );

@@ -153,3 +153,102 @@ async fn a_draining_internal_tier_finishes_in_flight_requests_over_http2() {
         "the internal tier took {took:?} to drain: the public tier held its connections open"
     );
 }
+
+/// Behind the internal tier's load balancer a new connection can land on a
+/// target that has just died and is not yet marked unhealthy: it is
+/// refused before a byte of the request was sent. The public tier connects
+/// again, the balancer sends the new connection to a live target, and the
+/// customer never sees the dead one.
+async fn a_refused_connection_is_made_again(http2: bool) {
+    let internal = cinemo("internal").spawn();
+    let balancer = common::Balancer::refusing(common::addr_of(internal.internal()));
+    let public = cinemo("public")
+        .env(
+            "CINEMO__PUBLIC__INTERNAL_URL",
+            format!("http://{}", balancer.addr),
+        )
+        .env("CINEMO__PUBLIC__INTERNAL_HTTP2", http2.to_string())
+        .ready()
+        .await;
+    // The create's first connection is refused; the balancer takes
+    // connections from 150 ms on, well inside the connect timeout (1 s).
+    balancer.open(Duration::from_millis(150), 0);
+    let c = common::client();
+    let id = create(&c, public.public(), "Refused first").await;
+    let seen = send(c.get(format!("{}/api/customers/{id}", public.public()))).await;
+    assert_eq!(seen.status, 200, "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_refused_connection_to_the_internal_tier_is_made_again_over_http2() {
+    a_refused_connection_is_made_again(true).await;
+}
+
+#[tokio::test]
+async fn a_refused_connection_to_the_internal_tier_is_made_again_over_http1() {
+    a_refused_connection_is_made_again(false).await;
+}
+
+/// An internal host dies with requests in flight on the public tier's
+/// connection to it. A read changes nothing, so the public tier sends it
+/// once more on a new connection (which the balancer gives a live host)
+/// and the customer gets the document; a create is never sent twice, since
+/// the dead host may have stored it.
+async fn request_in_flight_on_a_dying_host(http2: bool, read: bool) -> common::Seen {
+    let internal = cinemo("internal").spawn();
+    let c = common::client();
+    let stored = send(
+        c.post(format!("{}/api/cache", internal.internal()))
+            .body(r#"{"name":"Still here"}"#),
+    )
+    .await;
+    assert_eq!(stored.status, 200, "{stored:?}");
+    let id = serde_json::from_str::<serde_json::Value>(&stored.body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let balancer = common::Balancer::refusing(common::addr_of(internal.internal()));
+    let public = cinemo("public")
+        .env(
+            "CINEMO__PUBLIC__INTERNAL_URL",
+            format!("http://{}", balancer.addr),
+        )
+        .env("CINEMO__PUBLIC__INTERNAL_HTTP2", http2.to_string())
+        // One worker: the request goes out on the first connection.
+        .env("CINEMO__HTTP__WORKERS", "1")
+        .ready()
+        .await;
+    balancer.open_dying_under_the_first_request();
+    if read {
+        send(c.get(format!("{}/api/customers/{id}", public.public()))).await
+    } else {
+        send(
+            c.post(format!("{}/api/customers", public.public()))
+                .body(r#"{"name":"Maybe stored"}"#),
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn a_read_whose_internal_host_dies_under_it_is_sent_again_over_http2() {
+    let seen = request_in_flight_on_a_dying_host(true, true).await;
+    assert_eq!(seen.status, 200, "{seen:?}");
+    assert!(seen.body.contains("Still here"), "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_read_whose_internal_host_dies_under_it_is_sent_again_over_http1() {
+    let seen = request_in_flight_on_a_dying_host(false, true).await;
+    assert_eq!(seen.status, 200, "{seen:?}");
+    assert!(seen.body.contains("Still here"), "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_create_whose_internal_host_dies_under_it_is_not_sent_again() {
+    let seen = request_in_flight_on_a_dying_host(true, false).await;
+    assert_eq!(
+        (seen.status, seen.body.as_str()),
+        (502, "internal service unreachable")
+    );
+}

@@ -326,7 +326,7 @@ impl Cinemo {
     }
 }
 
-fn addr_of(url: &str) -> SocketAddr {
+pub fn addr_of(url: &str) -> SocketAddr {
     url.trim_start_matches("http://").parse().expect("addr")
 }
 
@@ -426,4 +426,105 @@ pub async fn lock_sqlite(db: &Path) -> sqlx::SqliteConnection {
         .await
         .expect("take the write lock");
     locker
+}
+
+/// A stand-in for the internal tier's network load balancer in the moment
+/// after a target died and before its health checks failed: new
+/// connections meet the dead target. Until [`Balancer::open`] it refuses
+/// every connection (a closed port's reset, as the NLB passes it on); after
+/// that it cuts the first connections it accepts, alternately with a reset
+/// and a clean close, and forwards every later one to the live target.
+pub struct Balancer {
+    socket: socket2::Socket,
+    pub addr: SocketAddr,
+    target: SocketAddr,
+}
+
+impl Balancer {
+    /// Bound to a loopback port but not listening yet: connections to
+    /// `addr` are refused.
+    pub fn refusing(target: SocketAddr) -> Balancer {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        socket
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .expect("bind the balancer");
+        let addr = socket
+            .local_addr()
+            .expect("addr")
+            .as_socket()
+            .expect("an IP address");
+        Balancer {
+            socket,
+            addr,
+            target,
+        }
+    }
+
+    /// Starts accepting at once; the first connection reaches a target
+    /// that dies with the first request on it: the request is read, then
+    /// the connection is reset without an answer. Every later connection
+    /// is forwarded to the live target.
+    pub fn open_dying_under_the_first_request(self) {
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            self.socket.listen(128).expect("listen");
+            self.socket.set_nonblocking(true).expect("nonblocking");
+            let listener = tokio::net::TcpListener::from_std(self.socket.into()).expect("listener");
+            let Ok((mut first, _)) = listener.accept().await else {
+                return;
+            };
+            // The preface, settings and the request's headers (HTTP/2), or
+            // the request (HTTP/1.1): whatever arrives until it pauses.
+            let mut buf = [0u8; 65536];
+            while let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_millis(200), first.read(&mut buf)).await
+            {
+                if n == 0 {
+                    break;
+                }
+            }
+            let _ = socket2::SockRef::from(&first).set_linger(Some(Duration::ZERO));
+            drop(first);
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = self.target;
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+    }
+
+    /// Starts accepting after `delay`, cutting the first `cut`
+    /// connections.
+    pub fn open(self, delay: Duration, cut: u32) {
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            self.socket.listen(128).expect("listen");
+            self.socket.set_nonblocking(true).expect("nonblocking");
+            let listener = tokio::net::TcpListener::from_std(self.socket.into()).expect("listener");
+            for n in 0u32.. {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    break;
+                };
+                if n < cut {
+                    if n % 2 == 0 {
+                        // SO_LINGER 0: the close sends a reset.
+                        let _ = socket2::SockRef::from(&inbound).set_linger(Some(Duration::ZERO));
+                    }
+                    drop(inbound);
+                } else {
+                    let target = self.target;
+                    tokio::spawn(async move {
+                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                }
+            }
+        });
+    }
 }

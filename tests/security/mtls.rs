@@ -187,6 +187,41 @@ async fn internal_tier_accepts_the_public_tier_for_create_and_read() {
     );
 }
 
+/// Behind the internal tier's load balancer a new connection can land on a
+/// target that has just died, which resets or closes it during the TLS
+/// handshake, before any request was sent: the public tier connects again
+/// and the customer never sees it.
+#[tokio::test]
+async fn a_handshake_cut_by_a_dead_target_is_made_again() {
+    let (internal, pki, _) = internal_tier().await;
+    let balancer = crate::common::Balancer::refusing(crate::common::addr_of(internal.internal()));
+    let mut env = public_env(&pki, &pki.ca.pem, balancer.addr.port());
+    // One worker, so the first request meets both cut handshakes.
+    env.push(("CINEMO__HTTP__WORKERS", "1".into()));
+    let public = spawn("public", &env);
+    // One connection reset and one closed during the handshake, then the
+    // live target.
+    balancer.open(Duration::ZERO, 2);
+    let client = plain_client();
+    let created = client
+        .post(format!("{}/api/customers", public.public()))
+        .json(&serde_json::json!({"name": "Ada"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 200, "{}", public.logs());
+    let id = created.json::<serde_json::Value>().await.expect("json")["customerId"]
+        .as_str()
+        .expect("customerId")
+        .to_owned();
+    let read = client
+        .get(format!("{}/api/customers/{id}", public.public()))
+        .send()
+        .await
+        .expect("read");
+    assert_eq!(read.status(), 200);
+}
+
 #[tokio::test]
 async fn public_tier_refuses_an_internal_server_from_another_ca() {
     let (internal, pki, _) = internal_tier().await;
