@@ -2,8 +2,10 @@
 # Shared helpers for .ci/run and the suite scripts. Source it; do not run it.
 #
 # Conventions every script follows:
-#   - compiled things and downloads live in $CINEMO_CACHE (outside the clone),
-#     so a second run on the same machine reuses them;
+#   - downloads and tools live in $CINEMO_CACHE (outside the clone), so a
+#     second run on the same machine reuses them; cargo builds into the
+#     project's own target/ (what `cargo run` uses) unless CARGO_TARGET_DIR
+#     says otherwise (.ci/run puts CI's builds in $CINEMO_CACHE/target);
 #   - servers bind 127.0.0.1 only and are stopped by PID when the script exits;
 #   - a tool the suite needs and cannot find is an error, never a skip.
 
@@ -13,7 +15,7 @@ CINEMO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CINEMO_CACHE=${CINEMO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cinemo}
 CINEMO_SHARED=${CINEMO_SHARED:-$CINEMO_ROOT/../shared}
 export CINEMO_ROOT CINEMO_CACHE CINEMO_SHARED
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CINEMO_CACHE/target}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CINEMO_ROOT/target}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 export PATH="$CINEMO_CACHE/bin:$PATH"
 mkdir -p "$CINEMO_CACHE/bin" "$CINEMO_CACHE/logs"
@@ -24,21 +26,25 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # ---- installs ---------------------------------------------------------------
 
 _apt_updated=0
-# need_apt PKG...: install the Debian packages that are not installed yet.
+# need_apt PKG...: install the Debian packages that are not installed yet
+# (as root; anyone else is told, in one line, what to install).
 need_apt() {
   local missing=() p
   for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   ((${#missing[@]})) || return 0
+  [ "$(id -u)" = 0 ] || die "missing Debian packages: run 'sudo apt-get install ${missing[*]}' and try again"
   if [ "$_apt_updated" = 0 ]; then apt-get update -qq; _apt_updated=1; fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# ensure_venv: the project's Python tools (.ci/requirements.txt) on PATH.
-ensure_venv() {
-  local venv="$CINEMO_CACHE/venv" req="$CINEMO_ROOT/.ci/requirements.txt" stamp
+# _venv DIR REQUIREMENTS: a venv at DIR with REQUIREMENTS installed, on PATH;
+# rebuilt when the requirements file changes.
+_venv() {
+  local venv=$1 req=$2 stamp
   stamp="$venv/.req-$(sha256sum "$req" | cut -c1-16)"
   if [ ! -f "$stamp" ]; then
-    log "installing Python tools into $venv"
+    python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt python3-venv
+    log "installing Python tools ($(basename "$req")) into $venv"
     rm -rf "$venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
@@ -46,6 +52,14 @@ ensure_venv() {
   fi
   export PATH="$venv/bin:$PATH" VIRTUAL_ENV="$venv"
 }
+
+# ensure_venv: the ops suites' Python tools (.ci/requirements.txt: Ansible,
+# moto, pytest, schemathesis, ...) on PATH.
+ensure_venv() { _venv "$CINEMO_CACHE/venv" "$CINEMO_ROOT/.ci/requirements.txt"; }
+
+# ensure_test_venv: only what the Rust suites use (.ci/requirements-test.txt:
+# nx-27017, the MongoDB stand-in), a few MB instead of the ops tool set.
+ensure_test_venv() { _venv "$CINEMO_CACHE/venv-test" "$CINEMO_ROOT/.ci/requirements-test.txt"; }
 
 # ensure_ansible_collections: amazon.aws, community.aws and community.general,
 # extracted from the PyPI `ansible` wheel (Galaxy is unreachable from CI).
@@ -74,6 +88,7 @@ ensure_ansible_collections() {
 ensure_node_tools() {
   local dir="$CINEMO_CACHE/node"
   if [ ! -d "$dir/node_modules/kinesalite" ]; then
+    command -v npm >/dev/null || need_apt nodejs npm
     log "installing kinesalite into $dir"
     mkdir -p "$dir"
     npm install -q --no-audit --no-fund --prefix "$dir" --cache "$CINEMO_CACHE/npm-cache" kinesalite@3.3.3 >/dev/null
