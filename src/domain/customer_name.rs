@@ -1,6 +1,8 @@
-/// A customer's name as the public API accepts it: a non-empty JSON string.
-/// The old service accepted any non-empty string; we keep that and only add
-/// an upper bound so one request cannot store megabytes under "name".
+/// A customer's name as the public API accepts it: a JSON string that is not
+/// empty or only whitespace. The old service accepted any non-empty string;
+/// we refuse a blank one too (nobody is called "   ") and add an upper bound
+/// so one request cannot store megabytes under "name". The name is stored
+/// as given, not trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomerName(String);
 
@@ -8,7 +10,7 @@ impl CustomerName {
     pub const MAX_CHARS: usize = 1024;
 
     pub fn parse(raw: String) -> Result<Self, &'static str> {
-        if raw.is_empty() {
+        if raw.trim().is_empty() {
             Err("customer name missing")
         } else if raw.chars().count() > Self::MAX_CHARS {
             Err("customer name too long")

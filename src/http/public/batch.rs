@@ -65,7 +65,7 @@ pub(crate) struct BatchCreated<'a> {
         (status = 200, description = "Created, all of them", body = BatchCreated<'static>, content_type = "application/json",
             headers(("Idempotent-Replayed" = String, description = "`true` when this answers an earlier batch with the same key")),
         ),
-        (status = 400, description = "`body must be a JSON array of customers`, `batch is empty`, `batch has N items, more than the maximum of M`, `item N: customer name missing` (or `too long`), `malformed Idempotency-Key...`", body = String, content_type = "text/plain"),
+        (status = 400, description = "`body must be a JSON array of customers`, `batch is empty`, `batch has N items, more than the maximum of M`, `item N: <the create text>` (`customer name missing`, `name must be a string`, `customer name too long`), `malformed Idempotency-Key...`", body = String, content_type = "text/plain"),
         (status = 408, description = "`request body timed out`", body = String, content_type = "text/plain"),
         (status = 413, description = "The body is larger than `batch.max_body_bytes`", body = String, content_type = "text/plain"),
         (status = 422, description = "`Idempotency-Key was already used with a different payload`", body = String, content_type = "text/plain"),

@@ -1,5 +1,7 @@
 //! The customers API: readiness, create, read, list, delete.
 
+use std::borrow::Cow;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -123,29 +125,44 @@ async fn read_inner(
     }
 }
 
+/// The create body as the OpenAPI document describes it (`CreateBody`
+/// reads it).
 #[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
 pub(crate) struct CreateRequest {
-    /// Any non-empty string of at most 1024 characters.
+    /// Any string of 1 to 1024 characters that is not only whitespace.
     #[schema(min_length = 1, max_length = 1024)]
     name: String,
 }
 
-/// Reads a create body as the old service's `JSON.parse` did: any JSON
+/// What a create body says about `name`.
+enum NameField {
+    Given(String),
+    /// Absent or `null`.
+    Missing,
+    /// A number, a boolean, an array or an object.
+    NotAString,
+}
+
+/// A create body read as the old service's `JSON.parse` did: any JSON
 /// object, other fields ignored, and a repeated `name` keeps its last value
 /// (serde's derive refuses a repeated field, which made a valid body a 400).
-/// It must then be a string.
-impl<'de> Deserialize<'de> for CreateRequest {
+struct CreateBody {
+    name: NameField,
+}
+
+impl<'de> Deserialize<'de> for CreateBody {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct Body;
         impl<'de> serde::de::Visitor<'de> for Body {
-            type Value = CreateRequest;
+            type Value = CreateBody;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON object with a string `name`")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> Result<CreateRequest, A::Error> {
+            ) -> Result<CreateBody, A::Error> {
                 let mut name = None;
                 while let Some(key) = map.next_key::<String>()? {
                     if key == "name" {
@@ -154,22 +171,44 @@ impl<'de> Deserialize<'de> for CreateRequest {
                         map.next_value::<serde::de::IgnoredAny>()?;
                     }
                 }
-                match name {
-                    Some(serde_json::Value::String(name)) => Ok(CreateRequest { name }),
-                    _ => Err(serde::de::Error::missing_field("name")),
-                }
+                let name = match name {
+                    Some(serde_json::Value::String(name)) => NameField::Given(name),
+                    None | Some(serde_json::Value::Null) => NameField::Missing,
+                    Some(_) => NameField::NotAString,
+                };
+                Ok(CreateBody { name })
             }
         }
         d.deserialize_map(Body)
     }
 }
 
+/// The 400 text when a create body has no usable name.
+pub const NAME_MISSING: &str = "customer name missing";
+/// The 400 text when `name` is there but not a string.
+pub const NAME_NOT_A_STRING: &str = "name must be a string";
+
 /// The customer name in one create body (a whole request's, or one item of
-/// a batch), or why there is none: the one place a create body is read.
-pub fn customer_name(body: &[u8]) -> Result<CustomerName, &'static str> {
-    serde_json::from_slice::<CreateRequest>(body)
-        .map_err(|_| "customer name missing")
-        .and_then(|r| CustomerName::parse(r.name))
+/// a batch), or the 400 text that says why there is none: the one place a
+/// create body is read. An empty body, a body that is JSON but not an
+/// object, and a blank name are all `customer name missing`; a body that is
+/// not JSON says where it stops being JSON.
+pub fn customer_name(body: &[u8]) -> Result<CustomerName, Cow<'static, str>> {
+    match serde_json::from_slice::<CreateBody>(body) {
+        Ok(CreateBody {
+            name: NameField::Given(name),
+        }) => CustomerName::parse(name).map_err(Cow::Borrowed),
+        Ok(CreateBody {
+            name: NameField::NotAString,
+        }) => Err(Cow::Borrowed(NAME_NOT_A_STRING)),
+        Ok(CreateBody {
+            name: NameField::Missing,
+        }) => Err(Cow::Borrowed(NAME_MISSING)),
+        Err(e) if (e.is_syntax() || e.is_eof()) && !body.trim_ascii().is_empty() => {
+            Err(Cow::Owned(format!("invalid JSON body: {e}")))
+        }
+        Err(_) => Err(Cow::Borrowed(NAME_MISSING)),
+    }
 }
 
 /// The stored document; field order is the old service's.
@@ -204,7 +243,7 @@ pub(crate) struct Created<'a> {
         (status = 200, description = "Created", body = Created<'static>, content_type = "application/json",
             links(("read" = (operation_id = "read", parameters(("id" = "$response.body#/customerId")), description = "The customer just created")))
         ),
-        (status = 400, description = "`customer name missing` or `customer name too long`", body = String, content_type = "text/plain"),
+        (status = 400, description = "`customer name missing` (no body, not an object, no `name`, `null`, empty or only whitespace), `name must be a string`, `customer name too long`, or `invalid JSON body: <what> at line L column C`", body = String, content_type = "text/plain"),
         (status = 408, description = "`request body timed out`", body = String, content_type = "text/plain"),
         (status = 413, description = "The body is larger than `public.max_body_bytes`", body = String, content_type = "text/plain"),
         schemas::RateLimited,
@@ -237,7 +276,7 @@ async fn create_inner(
         state
             .diagnostics
             .log(trace, format_args!("create customer rejected: {reason}"));
-        ApiError::bad_request(reason)
+        ApiError::with_text(StatusCode::BAD_REQUEST, reason.into_owned())
     })?;
     let document = serde_json::to_string(&CustomerDocument::new(&name, now_ms()))
         .map_err(|e| ApiError::internal(&e))?;
