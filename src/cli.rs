@@ -40,7 +40,8 @@ pub enum Command {
     Serve,
     /// Exit 0 when URL/api/health/live answers 200 within 2 seconds, else 1.
     Healthcheck {
-        /// Base URL of a cinemo tier, e.g. http://127.0.0.1:8080
+        /// Base URL of a cinemo tier, e.g. http://127.0.0.1:8080 (host:port means http://host:port)
+        #[arg(value_parser = base_url)]
         url: String,
     },
     /// Print the effective configuration (secrets redacted); exit 1 if it is invalid.
@@ -48,8 +49,8 @@ pub enum Command {
     /// Create and read back a customer and check health and version through a
     /// deployed public tier; exit 0, or 1 with the failing step.
     Smoke {
-        /// Base URL of the public tier, e.g. https://api.example.com
-        #[arg(long)]
+        /// Base URL of the public tier, e.g. https://api.example.com (host:port means http://host:port)
+        #[arg(long, value_parser = base_url)]
         url: String,
         /// Seconds each request may take.
         #[arg(long, default_value_t = 10)]
@@ -150,6 +151,29 @@ fn serve(config: Option<PathBuf>, mode: Option<Mode>) -> ExitCode {
     }
 }
 
+/// A base URL as the commands take it: `http://` or `https://`, or
+/// `host:port` meaning `http://host:port`; no trailing slash.
+pub fn base_url(raw: &str) -> Result<String, String> {
+    let raw = raw.trim();
+    let with_scheme = if raw.contains("://") {
+        raw.to_owned()
+    } else {
+        format!("http://{raw}")
+    };
+    let url = reqwest::Url::parse(&with_scheme)
+        .map_err(|e| format!("{e} (expected e.g. http://127.0.0.1:8080)"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "the URL must start with http:// or https://, not {}://",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("the URL has no host (expected e.g. http://127.0.0.1:8080)".into());
+    }
+    Ok(with_scheme.trim_end_matches('/').to_owned())
+}
+
 async fn healthcheck(url: String) -> ExitCode {
     tls::install_crypto_provider();
     let target = format!("{}/api/health/live", url.trim_end_matches('/'));
@@ -170,7 +194,13 @@ async fn healthcheck(url: String) -> ExitCode {
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("cinemo healthcheck: {target}: {e}");
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                why = format!("{why}: {cause}");
+                source = cause.source();
+            }
+            eprintln!("cinemo healthcheck: {target}: {why}");
             ExitCode::FAILURE
         }
     }

@@ -116,4 +116,39 @@ fn healthcheck_exits_0_for_a_live_tier_and_1_otherwise() {
     let (bad, _, err) = run(&["healthcheck", &dead], &[], dir.path());
     assert_eq!(bad.code(), Some(1));
     assert!(err.contains("/api/health/live"), "{err}");
+    assert!(
+        err.contains("Connection refused"),
+        "the cause, not only the URL: {err}"
+    );
+}
+
+#[test]
+fn healthcheck_and_smoke_take_host_and_port_and_refuse_other_schemes_once() {
+    let app = cinemo("all").spawn();
+    let dir = tempfile::tempdir().unwrap();
+    let host_port = app.public().trim_start_matches("http://").to_owned();
+    let (ok, _, err) = run(&["healthcheck", &host_port], &[], dir.path());
+    assert!(ok.success(), "{host_port}: {err}");
+    let (ok, out, err) = run(&["smoke", "--url", &host_port], &[], dir.path());
+    assert!(ok.success(), "{out}{err}");
+    assert!(
+        out.contains(&format!("smoke test against http://{host_port}")),
+        "{out}"
+    );
+    for (args, why) in [
+        (
+            vec!["healthcheck", "ftp://127.0.0.1:1"],
+            "must start with http:// or https://",
+        ),
+        (
+            vec!["smoke", "--url", "ftp://127.0.0.1:1"],
+            "must start with http:// or https://",
+        ),
+        (vec!["healthcheck", "localhost:port"], "invalid port number"),
+    ] {
+        let (bad, out, err) = run(&args, &[], dir.path());
+        assert_eq!(bad.code(), Some(2), "{args:?}: {out}{err}");
+        assert_eq!(err.matches(why).count(), 1, "said once: {err}");
+        assert!(out.is_empty(), "{out}");
+    }
 }
