@@ -123,24 +123,29 @@ impl Db {
         }
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
-        // The server refuses to run as root: the cluster belongs to postgres.
         std::fs::create_dir(&data).expect("data dir");
-        if let Err(e) = run(Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(dir.path()))
+        // The server refuses to run as root: as root the cluster belongs to
+        // the postgres user; anyone else owns it themselves.
+        if running_as_root()
+            && let Err(e) = run(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path()))
         {
             return missing(&format!(
                 "cannot give the cluster to the postgres user: {e}"
             ));
         }
         let port = free_port();
-        let mut initdb = Command::new("runuser");
-        initdb
-            .args(["-u", "postgres", "--"])
-            .arg(bin.join("initdb"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"]);
+        let mut initdb = cluster_owner(bin.join("initdb"));
+        initdb.arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ]);
         run(&mut initdb).expect("initdb");
         let db = Db {
             kind: Kind::Postgres { bin, data, port },
@@ -229,10 +234,8 @@ impl Db {
                 "-k {} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off",
                 self.dir.path().display()
             );
-            let mut start = Command::new("runuser");
+            let mut start = cluster_owner(bin.join("pg_ctl"));
             start
-                .args(["-u", "postgres", "--"])
-                .arg(bin.join("pg_ctl"))
                 .arg("-D")
                 .arg(data)
                 .arg("-l")
@@ -303,10 +306,8 @@ impl Db {
                 self.sqlite_lock = Some(conn);
             }
             Kind::Postgres { bin, data, .. } => {
-                let mut stop = Command::new("runuser");
-                stop.args(["-u", "postgres", "--"])
-                    .arg(bin.join("pg_ctl"))
-                    .arg("-D")
+                let mut stop = cluster_owner(bin.join("pg_ctl"));
+                stop.arg("-D")
                     .arg(&*data)
                     .args(["-m", "immediate", "-w", "stop"]);
                 run(&mut stop).expect("pg_ctl stop");
@@ -328,9 +329,7 @@ impl Drop for Db {
     fn drop(&mut self) {
         match &mut self.kind {
             Kind::Postgres { bin, data, .. } => {
-                let _ = Command::new("runuser")
-                    .args(["-u", "postgres", "--"])
-                    .arg(bin.join("pg_ctl"))
+                let _ = cluster_owner(bin.join("pg_ctl"))
                     .arg("-D")
                     .arg(&*data)
                     .args(["-m", "immediate", "-w", "stop"])
@@ -424,5 +423,23 @@ pub async fn list_all(http: &reqwest::Client, base: &str, path: &str) -> Vec<ser
             Some(n) => after = Some(n.to_owned()),
             None => return out,
         }
+    }
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A PostgreSQL server program run as the cluster's owner: the postgres
+/// user when the tests run as root (the server refuses root), else the
+/// user running them.
+fn cluster_owner(program: PathBuf) -> Command {
+    if running_as_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
     }
 }
