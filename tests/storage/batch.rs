@@ -53,7 +53,7 @@ pub async fn run(db: &Db) {
         .unwrap();
     assert_eq!(
         (r.status().as_u16(), r.text().await.unwrap()),
-        (400, format!("item {}: customer name missing", N - 1))
+        (400, format!("item {}: name must be a string", N - 1))
     );
     // Too many items.
     let r = http
