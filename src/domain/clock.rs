@@ -15,7 +15,7 @@ pub fn now_ms() -> i64 {
 mod tests {
     #[test]
     fn is_milliseconds_since_the_epoch() {
-        // 2020-01-01 and 2100-01-01: milliseconds, not seconds or micros.
+        // Between the years 2020 and 2100 in milliseconds, not seconds or micros.
         let now = super::now_ms();
         assert!(
             (1_577_836_800_000..4_102_444_800_000).contains(&now),
