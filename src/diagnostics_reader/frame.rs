@@ -1,7 +1,8 @@
 //! A record of the diagnostics stream read back as the contract's frame.
-//! The sink (src/telemetry/kinesis_sink.rs) writes exactly one frame, as
-//! JSON, per record, under a random partition key: a trace's frames are
-//! spread over every shard, and only their timestamps order them.
+//! The sink (src/telemetry/kinesis_sink/, frames from
+//! src/telemetry/frame.rs) writes exactly one frame, as JSON, per record,
+//! under a random partition key: a trace's frames are spread over every
+//! shard, and only their timestamps order them.
 
 use serde::Deserialize;
 
