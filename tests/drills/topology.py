@@ -187,6 +187,10 @@ class Topology:
     def start_postgres(self):
         data = self.pg_data
         data.mkdir(parents=True)
+        # The postgres user must reach its cluster through the run's work
+        # directory, which mkdtemp makes private to root.
+        work = data.parent.parent
+        work.chmod(work.stat().st_mode | 0o711)
         run(["chown", "-R", "postgres:postgres", str(data.parent)])
         run(["runuser", "-u", "postgres", "--", str(self.pg_bin / "initdb"), "-D", str(data),
              "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
