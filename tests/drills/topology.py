@@ -15,12 +15,16 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-STREAM = "cinemo-diagnostics"
+# The diagnostics stream the hosts write to: config/edge.toml's, since every
+# host runs with CINEMO_ENV=edge.
+with open(Path(__file__).resolve().parents[2] / "config" / "edge.toml", "rb") as _edge:
+    STREAM = tomllib.load(_edge)["kinesis"]["stream_name"]
 
 
 def free_port():
