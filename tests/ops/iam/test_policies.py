@@ -29,24 +29,31 @@ def allowed(policy):
     return out
 
 
-def table_actions(principal):
+def table_actions(principal, cross_account=False):
+    """Every action of a principal's rows; the cross_account rows only with
+    cross_account (the deployer where the source has an account of its own)."""
+    groups = [principal]
+    if cross_account:
+        groups.append(principal["cross_account"])
     acts = set()
-    for c in principal.get("components", {}).values():
-        acts |= set(c["actions"])
-    for group in ("modules", "library"):
-        if isinstance(principal.get(group), dict):
-            for a in principal[group].values():
-                acts |= set(a)
+    for g in groups:
+        for c in g.get("components", {}).values():
+            acts |= set(c["actions"])
+        for group in ("modules", "library"):
+            if isinstance(g.get(group), dict):
+                for a in g[group].values():
+                    acts |= set(a)
     return acts
 
 
-@pytest.mark.parametrize("policy,principal", [
-    ("tier_public", "tier_instance"), ("tier_internal", "tier_instance"),
-    ("session_manager", "mongodb_instance"), ("session_manager", "packer_instance"),
-    ("packer_builder", "packer_builder"), ("deployer", "deployer"),
+@pytest.mark.parametrize("policy,principal,cross_account", [
+    ("tier_public", "tier_instance", False), ("tier_internal", "tier_instance", False),
+    ("session_manager", "mongodb_instance", False), ("session_manager", "packer_instance", False),
+    ("packer_builder", "packer_builder", False), ("deployer", "deployer", False),
+    ("deployer_cross_account", "deployer", True), ("promote_source", "promote_source", False),
 ])
-def test_policy_allows_exactly_the_table(rendered, table, policy, principal):
-    assert set(allowed(rendered[policy])) == table_actions(table[principal])
+def test_policy_allows_exactly_the_table(rendered, table, policy, principal, cross_account):
+    assert set(allowed(rendered[policy])) == table_actions(table[principal], cross_account)
 
 
 def test_the_collector_may_describe_its_stream_and_send_traces(rendered):
@@ -77,11 +84,74 @@ def test_pipeline_roles_pass_only_their_own_roles(rendered):
     assert iam == {"iam:PassRole", "iam:GetRolePolicy", "iam:ListRolePolicies"}, "it reads policies, writes none"
 
 
-def test_deployer_writes_are_scoped(rendered):
-    for action, stmts in allowed(rendered["deployer"]).items():
+# Actions that take no resource ARN (Service Authorization Reference): "*",
+# narrowed by a condition key instead.
+NO_RESOURCE_ARN = {"cloudwatch:PutMetricData"}
+
+
+@pytest.mark.parametrize("policy", ["deployer", "deployer_cross_account", "promote_source"])
+def test_pipeline_writes_are_scoped(rendered, policy):
+    for action, stmts in allowed(rendered[policy]).items():
         for s in stmts:
             if s["Resource"] == "*":
-                assert re.match(r"^[a-z0-9]+:(Describe|Get|List)", action), f"{action} on every resource"
+                if action in NO_RESOURCE_ARN:
+                    assert s.get("Condition"), f"{action} on every resource without a condition"
+                else:
+                    assert re.match(r"^[a-z0-9]+:(Describe|Get|List)", action), f"{action} on every resource"
+
+
+def test_deploy_heartbeat_only_in_its_namespace(rendered):
+    import yaml
+
+    (s,) = allowed(rendered["deployer"])["cloudwatch:PutMetricData"]
+    rollout = yaml.safe_load((ANSIBLE / "roles/rollout/defaults/main.yml").read_text())
+    iam = yaml.safe_load((ANSIBLE / "roles/iam/defaults/main.yml").read_text())
+    assert rollout["rollout_heartbeat"]["namespace"] == iam["iam_deploy_heartbeat_namespace"] == "Cinemo/Deploy"
+    assert s["Condition"] == {"StringEquals": {"cloudwatch:namespace": "Cinemo/Deploy"}}
+
+
+def test_cross_account_promote_only_where_the_source_has_its_own_account(rendered):
+    """Stable's deployer assumes edge's promote role, by name, in edge's
+    account, and lets EC2 use edge's keys there for the copy; a deployer
+    whose source is in its own account gets neither."""
+    same = allowed(rendered["deployer"])
+    assert not {a for a in same if a.startswith(("sts:", "kms:"))}
+    cross = allowed(rendered["deployer_cross_account"])
+    (assume,) = cross["sts:AssumeRole"]
+    assert assume["Resource"] == "arn:aws:iam::210987654321:role/cinemo-edge-promote-source"
+    for action in ("kms:Decrypt", "kms:CreateGrant", "kms:ReEncryptFrom"):
+        (s,) = cross[action]
+        assert s["Resource"] == "arn:aws:kms:eu-central-1:210987654321:key/*"
+        assert s["Condition"]["StringEquals"] == {"kms:ViaService": ["ec2.eu-central-1.amazonaws.com"]}
+    assert cross["kms:CreateGrant"][0]["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": "true"}
+
+
+def test_promote_role_names_agree():
+    """The role the deployer may assume is the one promote.yml assumes and
+    ami_sharing creates (for edge), and its region is edge's."""
+    import yaml
+
+    iam = yaml.safe_load((ANSIBLE / "roles/iam/defaults/main.yml").read_text())
+    promote = yaml.safe_load((ANSIBLE / "roles/promote/defaults/main.yml").read_text())
+    sharing = yaml.safe_load((ANSIBLE / "roles/ami_sharing/defaults/main.yml").read_text())
+    assert promote["promote_source_env"] == "edge"
+    assert promote["promote_source_role_name"] == "cinemo-{{ promote_source_env }}-promote-source"
+    assert sharing["ami_sharing_role_name"] == "{{ cinemo_prefix }}-promote-source"
+    assert iam["iam_promote_source_role"] == "cinemo-edge-promote-source"
+    region = {env: yaml.safe_load((ANSIBLE / f"inventories/{env}/group_vars/all/main.yml").read_text())["aws_region"]
+              for env in ("edge", "stable")}
+    assert iam["iam_promote_source_region"] == "{{ aws_region }}" and region["edge"] == region["stable"], (
+        "edge moved region: set iam_promote_source_region in inventories/stable")
+
+
+def test_promote_source_role_uses_only_the_shareable_key_and_this_accounts_keys_via_ec2(rendered):
+    acts = allowed(rendered["promote_source"])
+    (read,) = acts["kms:GetKeyPolicy"]
+    assert read["Resource"] == "arn:aws:kms:eu-central-1:123456789012:key/5a4e0c1d-0000-4000-8000-000000000000"
+    for action in ("kms:Decrypt", "kms:ReEncryptTo", "kms:CreateGrant"):
+        (s,) = acts[action]
+        assert s["Resource"] == "arn:aws:kms:eu-central-1:123456789012:key/*"
+        assert s["Condition"]["StringEquals"] == {"kms:ViaService": "ec2.eu-central-1.amazonaws.com"}
 
 
 def test_oidc_trust_is_this_repository_and_environment_only(rendered):
@@ -112,49 +182,108 @@ def roles_of(playbook):
     return seen
 
 
-def modules_used(playbooks):
+def module_calls(node, role=None):
+    """(module, its arguments) for every task in a parsed playbook or task file,
+    blocks included: collection modules, and our own modules of `role`."""
+    if isinstance(node, list):
+        for n in node:
+            yield from module_calls(n, role)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if MODULE.fullmatch(f"{key}:"):
+                yield key, value
+            elif role and OWN_MODULE.fullmatch(f"{key}:") and (ANSIBLE / "roles" / role / "library" / f"{key}.py").exists():
+                yield key, value
+            else:
+                yield from module_calls(value, role)
+
+
+SOURCE_AUTH = "promote_source_auth"
+
+
+def modules_used(playbooks, credentials=None):
+    """Collection modules and our own modules the playbooks (and their roles)
+    call with the play's own credentials, or with credentials=SOURCE_AUTH the
+    ones called with the promote source role's. A task passing
+    `promote_source_auth.* | default(omit)` runs with either: the source's
+    when it has an account of its own, the play's when it has not."""
+    import yaml
+
     mods, own = set(), set()
+
+    def add(name, args, is_own):
+        creds = str(args.get("access_key", "")) if isinstance(args, dict) else ""
+        assert (SOURCE_AUTH in creds) == (SOURCE_AUTH in str(args)), f"{name}: source credentials without access_key"
+        mine = (SOURCE_AUTH in creds) if credentials == SOURCE_AUTH else (
+            SOURCE_AUTH not in creds or "default(omit)" in creds)
+        if mine:
+            (own if is_own else mods).add(name)
+
     for pb in playbooks:
-        mods |= set(MODULE.findall((ANSIBLE / pb).read_text()))
+        for name, args in module_calls(yaml.safe_load((ANSIBLE / pb).read_text())):
+            add(name, args, False)
         for role in roles_of(pb):
             for f in (ANSIBLE / "roles" / role / "tasks").glob("*.yml"):
-                text = f.read_text()
-                mods |= set(MODULE.findall(text))
-                own |= {m for m in OWN_MODULE.findall(text)
-                        if (ANSIBLE / "roles" / role / "library" / f"{m}.py").exists()}
+                for name, args in module_calls(yaml.safe_load(f.read_text()), role):
+                    add(name, args, not name.startswith(("amazon.aws.", "community.aws.")))
     return mods, own
 
 
-def pascal(op):
-    return "".join(w.capitalize() for w in op.split("_"))
+def listed_modules(p):
+    mods = p["modules"]
+    listed = set(mods) if isinstance(mods, list) else set(mods)
+    return listed | set(p.get("cross_account", {}).get("modules", {}))
+
+
+# IAM's service prefix where it is not boto3's client name.
+IAM_PREFIX = {"elbv2": "elasticloadbalancing"}
 
 
 def boto3_calls(path):
-    """Operations a module of ours calls on its boto3 clients, as IAM action names."""
+    """What a module of ours calls on the boto3 clients it makes, as IAM
+    actions: every `.op` (called, or taken as a method to call later) and
+    get_paginator("op") whose name is an operation of one of those services
+    (botocore's own service models)."""
+    import botocore.session
+    from botocore import xform_name
+
     text = path.read_text()
-    ops = set(re.findall(r"\b(?:\w*client|asg|ec2)\.([a-z][a-z0-9_]+)\b", text))
-    ops |= set(re.findall(r"get_paginator\(\s*[\"']([a-z_]+)[\"']", text))
-    ops -= {"exceptions", "meta", "get_paginator", "get_waiter", "can_paginate"}
-    return {pascal(op) for op in ops}
+    services = set(re.findall(r"(?:module|boto3)\.client\(\s*[\"']([a-z0-9-]+)[\"']", text))
+    called = set(re.findall(r"\.([a-z][a-z0-9_]+)\b", text))
+    called |= set(re.findall(r"get_paginator\(\s*[\"']([a-z_]+)[\"']", text))
+    session = botocore.session.get_session()
+    out = set()
+    for service in services:
+        ops = {xform_name(op): op for op in session.get_service_model(service).operation_names}
+        out |= {f"{IAM_PREFIX.get(service, service)}:{ops[c]}" for c in called if c in ops}
+    return out
 
 
-@pytest.mark.parametrize("principal", ["deployer", "operator"])
-def test_every_module_the_playbooks_use_is_in_the_table(table, principal):
+@pytest.mark.parametrize("principal,credentials", [
+    ("deployer", None), ("promote_source", SOURCE_AUTH), ("operator", None)])
+def test_every_module_the_playbooks_use_is_in_the_table(table, principal, credentials):
     p = table[principal]
-    mods, own = modules_used(p["playbooks"])
-    listed = set(p["modules"]) if isinstance(p["modules"], list) else set(p["modules"])
+    mods, own = modules_used(p["playbooks"], credentials)
+    listed = listed_modules(p)
     assert mods - listed == set(), f"modules {principal}'s playbooks use that the table lacks"
     assert listed - mods == set(), f"modules in the table that {principal}'s playbooks no longer use"
     assert own == set(p["library"]), f"our own modules {principal}'s playbooks use"
 
 
-@pytest.mark.parametrize("principal", ["deployer", "operator"])
+@pytest.mark.parametrize("principal", ["deployer", "promote_source", "operator"])
 def test_our_modules_boto3_calls_are_in_the_table(table, principal):
     for name, actions in table[principal]["library"].items():
         (path,) = (ANSIBLE / "roles").glob(f"*/library/{name}.py")
         # IAM action names are case-insensitive (OpenIdConnect / OpenIDConnect).
-        listed = {a.split(":", 1)[1].lower() for a in actions}
-        assert {c.lower() for c in boto3_calls(path)} == listed, name
+        assert {c.lower() for c in boto3_calls(path)} == {a.lower() for a in actions}, name
+
+
+def test_boto3_calls_are_read_off_every_client():
+    """The call finder sees calls on any variable and through paginators:
+    the teardown module's Route 53, SSM and KMS clients included."""
+    calls = boto3_calls(ANSIBLE / "roles/teardown/library/cinemo_teardown.py")
+    assert {"route53:ChangeResourceRecordSets", "ssm:DeleteParameters", "kms:ScheduleKeyDeletion",
+            "elasticloadbalancing:DeleteLoadBalancer", "cloudwatch:DeleteDashboards"} <= calls, calls
 
 
 def test_cinemo_kinesis_calls_are_in_the_table(table):
@@ -193,3 +322,22 @@ def test_collector_exporters_in_config_are_in_the_table(table):
     assert "telemetry" not in config["exporters"]["awsxray"], "PutTelemetryRecords would be needed"
     assert "log_retention" not in config["exporters"]["awsemf"], "logs:PutRetentionPolicy would be needed"
     assert "tags" not in config["processors"]["resourcedetection"], "ec2:DescribeTags would be needed"
+
+
+def test_destroy_deletes_every_role_of_the_environment():
+    """Every IAM role provision.yml makes per environment (the iam role's
+    tier, MongoDB and deployer roles, ami_sharing's promote role) is one
+    destroy.yml deletes; the account-wide Packer roles are not."""
+    import yaml
+
+    (task,) = [t for t in yaml.safe_load((ANSIBLE / "roles/teardown/tasks/main.yml").read_text())
+               if t.get("amazon.aws.iam_role", {}).get("state") == "absent"]
+    loop = task["loop"]
+    assert "iam_role_names.values()" in loop
+    iam = yaml.safe_load((ANSIBLE / "roles/iam/defaults/main.yml").read_text())
+    sharing = yaml.safe_load((ANSIBLE / "roles/ami_sharing/defaults/main.yml").read_text())
+    for name in (iam["iam_deployer_role"], sharing["ami_sharing_role_name"]):
+        suffix = name.replace("{{ cinemo_prefix }}", "")
+        assert f"cinemo_prefix ~ '{suffix}'" in loop, f"destroy.yml leaves {name}"
+    for shared in (iam["iam_packer_build_role"], iam["iam_packer_builder_role"]):
+        assert shared not in loop
