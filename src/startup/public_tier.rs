@@ -76,6 +76,10 @@ pub fn build(
     let limiter = rate_limit::RateLimit::new(&settings.public)?;
     let max_body = settings.public.max_body_bytes;
     let mode = settings.mode;
+    let access = telemetry::AccessLog {
+        on: settings.log.access,
+        tier: "public",
+    };
     let document = openapi::document(openapi::Tier::Public)?;
     let app = move || {
         // One client per worker keeps each worker's pooled connections on
@@ -92,7 +96,9 @@ pub fn build(
                 let limiter = limiter.clone();
                 middleware::from_fn(move |req, next| rate_limit::check(limiter.clone(), req, next))
             }))
-            .wrap(middleware::from_fn(telemetry::request_telemetry))
+            .wrap(middleware::from_fn(move |req, next| {
+                telemetry::request_telemetry(access, req, next)
+            }))
             .app_data(web::Data::new(public::PublicState {
                 internal,
                 diagnostics: diagnostics.clone(),
