@@ -17,6 +17,9 @@ use crate::telemetry::names::LOG_PUBLIC_LISTENING;
 use crate::tls::Reloader;
 
 pub struct PublicTier {
+    pub addr: SocketAddr,
+    /// Whether the listener speaks TLS.
+    pub tls: bool,
     pub server: Server,
     pub tls_reloaders: Vec<Arc<Reloader>>,
 }
@@ -119,6 +122,8 @@ pub fn build(
         "{LOG_PUBLIC_LISTENING}"
     );
     Ok(PublicTier {
+        addr,
+        tls,
         server,
         tls_reloaders,
     })
