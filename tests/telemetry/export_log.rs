@@ -12,12 +12,12 @@ use serde_json::Value;
 
 use super::harness::*;
 
-/// OTLP to `endpoint`, exporting every 200 ms, every trace sampled.
-fn otlp_to(endpoint: String) -> Vec<(&'static str, String)> {
+/// OTLP to `endpoint`, exporting every `interval_ms`, every trace sampled.
+fn otlp_to(endpoint: String, interval_ms: u64) -> Vec<(&'static str, String)> {
     vec![
         ("CINEMO__OTLP__ENABLED", "true".to_owned()),
         ("CINEMO__OTLP__ENDPOINT", endpoint),
-        ("CINEMO__OTLP__EXPORT_INTERVAL_MS", "200".to_owned()),
+        ("CINEMO__OTLP__EXPORT_INTERVAL_MS", interval_ms.to_string()),
         ("CINEMO__OTLP__TIMEOUT_MS", "1000".to_owned()),
         ("CINEMO__OTLP__TRACE_SAMPLE_RATIO", "1.0".to_owned()),
     ]
@@ -60,15 +60,19 @@ fn at_level(app: &Cinemo, level: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_collector_one_warning_says_why_and_the_stop_does_not_wait() {
     let base = format!("http://{}", crate::common::closed_port());
-    let mut app = spawn("all", &otlp_to(base.clone())).await;
+    // Exports every second: the stop below comes with metrics and spans
+    // not exported yet, which the exporter would retry for about 0.7 s each.
+    let mut app = spawn("all", &otlp_to(base.clone(), 1000)).await;
     let http = reqwest::Client::new();
     assert!(
         traffic_until(&app, &http, LOG_OTLP_EXPORT_FAILING).await,
         "no export warning:\n{}",
         app.logs()
     );
-    // Five export rounds more, each failing.
-    traffic_for(&app, &http, Duration::from_millis(1200)).await;
+    // More export rounds, each failing.
+    traffic_for(&app, &http, Duration::from_millis(2200)).await;
+    let (status, _) = create(&http, app.url(), None).await;
+    assert_eq!(status, 200);
     app.stop().await;
 
     let errors = at_level(&app, "ERROR");
@@ -120,7 +124,7 @@ async fn when_the_collector_comes_back_one_line_says_so() {
     .await;
     let link = Proxy::start(collector.addr).await;
     link.set(ProxyMode::Refuse);
-    let mut app = spawn("all", &otlp_to(link.endpoint())).await;
+    let mut app = spawn("all", &otlp_to(link.endpoint(), 200)).await;
     let http = reqwest::Client::new();
     assert!(
         traffic_until(&app, &http, LOG_OTLP_EXPORT_FAILING).await,
