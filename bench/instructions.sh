@@ -13,6 +13,8 @@
 #                                                # the Kinesis sink to a fake
 #                                                # (all threads are counted)
 #   TELEMETRY=otlp bench/instructions.sh         # OTLP only
+#   ACCESS_LOG=on bench/instructions.sh          # the access log line of
+#                                                # every request (to a file)
 #   CINEMO_BIN=path/to/cinemo N=3000 bench/instructions.sh
 #
 # Figures, not a test. Callgrind counts a `rep movsb`/`rep stosb` as one
@@ -22,6 +24,7 @@ source "$(dirname "$0")/../.ci/lib.sh"
 cd "$CINEMO_ROOT"
 TIER=${TIER:-public}
 TELEMETRY=${TELEMETRY:-off}
+ACCESS_LOG=${ACCESS_LOG:-off}
 N=${N:-3000}
 need_apt valgrind wrk curl
 
@@ -58,7 +61,9 @@ if [ "$TELEMETRY" = on ]; then
     AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_DISABLED=true)
 fi
 
-common=(CINEMO_CONFIG_DIR="$work" CINEMO__LOG__LEVEL=warn CINEMO__HTTP__WORKERS=1 "${tele[@]}")
+logs=(CINEMO__LOG__LEVEL=warn CINEMO__LOG__ACCESS=false)
+[ "$ACCESS_LOG" = on ] && logs=(CINEMO__LOG__LEVEL=warn,cinemo::access=info CINEMO__LOG__ACCESS=true)
+common=(CINEMO_CONFIG_DIR="$work" "${logs[@]}" CINEMO__HTTP__WORKERS=1 "${tele[@]}")
 out="$work/callgrind.out"
 vg=(valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no -q)
 pi=$(free_port); pp=$(free_port)
@@ -96,6 +101,6 @@ sleep 0.5
 file=$(ls -t "$out"* | head -n 1)
 ir=$(callgrind_annotate "$file" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
 [ -n "$ir" ] && [ "${done_n:-0}" -gt 0 ] || die "no count (see $work)"
-keep="${CINEMO_CACHE}/logs/instructions-$TIER-$TELEMETRY.callgrind"
+keep="${CINEMO_CACHE}/logs/instructions-$TIER-$TELEMETRY-access-$ACCESS_LOG.callgrind"
 cp "$file" "$keep"
-echo "$("$BIN" --version): $TIER tier, telemetry $TELEMETRY: $done_n reads, $((ir / done_n)) instructions per read (callgrind file: $keep)"
+echo "$("$BIN" --version): $TIER tier, telemetry $TELEMETRY, access log $ACCESS_LOG: $done_n reads, $((ir / done_n)) instructions per read (callgrind file: $keep)"

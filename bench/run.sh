@@ -31,7 +31,7 @@ work=$(mktemp -d)
 cleanup_work() { _ci_cleanup; rm -rf "$work"; }
 trap cleanup_work EXIT
 pi=$(free_port); pp=$(free_port); pc=$(free_port)
-common_env=(CINEMO_CONFIG_DIR="$work" CINEMO__OTLP__ENABLED=false CINEMO__LOG__LEVEL=warn CINEMO__HTTP__WORKERS=2)
+common_env=(CINEMO_CONFIG_DIR="$work" CINEMO__OTLP__ENABLED=false CINEMO__LOG__LEVEL=warn CINEMO__LOG__ACCESS=false CINEMO__HTTP__WORKERS=2)
 
 env "${common_env[@]}" CINEMO__INTERNAL__LISTEN="127.0.0.1:$pi" CINEMO__STORAGE__URL="sqlite://$work/bench.db" \
   "$BIN" --mode internal >"$work/internal.log" 2>&1 &

@@ -72,12 +72,12 @@ fi
 run_batch() {
   local type=$1 url=$2 ip pp
   ip=$(free_port); pp=$(free_port)
-  env CINEMO_CONFIG_DIR="$ROOT/config" CINEMO__OTLP__ENABLED=false CINEMO__LOG__LEVEL=warn \
+  env CINEMO_CONFIG_DIR="$ROOT/config" CINEMO__OTLP__ENABLED=false CINEMO__LOG__LEVEL=warn CINEMO__LOG__ACCESS=false \
     CINEMO__STORAGE__TYPE="$type" CINEMO__STORAGE__URL="$url" CINEMO__INTERNAL__LISTEN="127.0.0.1:$ip" \
     "$BIN" --mode internal >"$work/internal-$type.log" 2>&1 &
   local ipid=$!; pids+=($ipid)
   wait_http "http://127.0.0.1:$ip"
-  env CINEMO_CONFIG_DIR="$ROOT/config" CINEMO__OTLP__ENABLED=false CINEMO__LOG__LEVEL=warn \
+  env CINEMO_CONFIG_DIR="$ROOT/config" CINEMO__OTLP__ENABLED=false CINEMO__LOG__LEVEL=warn CINEMO__LOG__ACCESS=false \
     CINEMO__PUBLIC__LISTEN="127.0.0.1:$pp" CINEMO__PUBLIC__INTERNAL_URL="http://127.0.0.1:$ip" \
     "$BIN" --mode public >"$work/public-$type.log" 2>&1 &
   local ppid=$!; pids+=($ppid)

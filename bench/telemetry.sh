@@ -89,7 +89,7 @@ po=$(free_port)
 track_pid $!
 wait_port "$po"
 
-common_env=(CINEMO_CONFIG_DIR="$work" CINEMO__LOG__LEVEL=warn CINEMO__HTTP__WORKERS=2
+common_env=(CINEMO_CONFIG_DIR="$work" CINEMO__LOG__LEVEL=warn CINEMO__LOG__ACCESS=false CINEMO__HTTP__WORKERS=2
   AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_DISABLED=true)
 off_env=(CINEMO__OTLP__ENABLED=false)
 on_env=(CINEMO__OTLP__ENABLED=true CINEMO__OTLP__ENDPOINT="http://127.0.0.1:$po"

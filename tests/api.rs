@@ -1,7 +1,8 @@
 //! The binary's spine, driven over HTTP: the old contract on both wirings
 //! (two processes, and `--mode all`), failures of the internal tier, limits,
-//! graceful shutdown, configuration, systemd notification, and the link
-//! between the tiers (HTTP/2 and HTTP/1.1, reconnects, draining).
+//! graceful shutdown, configuration, systemd notification, what the
+//! process logs (access lines, the ready banner), and the link between
+//! the tiers (HTTP/2 and HTTP/1.1, reconnects, draining).
 
 mod common;
 
@@ -10,6 +11,7 @@ mod api {
     mod contract;
     mod failures;
     mod limits;
+    mod logs;
     mod notify;
     mod shutdown;
     mod tier_link;

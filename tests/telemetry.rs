@@ -3,6 +3,8 @@
 //! drive the real binary.
 
 mod common;
+#[path = "telemetry/export_log.rs"]
+mod export_log;
 #[path = "telemetry/harness.rs"]
 mod harness;
 #[path = "telemetry/kinesis.rs"]

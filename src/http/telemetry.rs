@@ -1,10 +1,13 @@
 //! The HTTP server side of telemetry: an actix middleware that gives each
-//! request a server span and measures `http.server.request.duration`.
+//! request a server span, measures `http.server.request.duration` and
+//! writes the access log line (`log.access`).
 
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::HeaderValue;
+use actix_web::http::{Method, Uri};
 use actix_web::middleware::Next;
 use opentelemetry::context::FutureExt;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt};
@@ -26,10 +29,11 @@ use crate::telemetry::trace_context;
 /// actix then follows the matched resource directly, while asking before
 /// routing walks the whole route table (and its regexes) a second time.
 pub async fn request_telemetry(
+    access: AccessLog,
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    telemetry(req, next, Roots::Start).await
+    telemetry(req, next, Roots::Start, access).await
 }
 
 /// The internal tier's twin of `request_telemetry`. It never starts a
@@ -38,10 +42,69 @@ pub async fn request_telemetry(
 /// `DependencyCall::inject_headers`). A request without one gets no span;
 /// its metrics are recorded all the same.
 pub async fn follower_telemetry(
+    access: AccessLog,
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    telemetry(req, next, Roots::Follow).await
+    telemetry(req, next, Roots::Follow, access).await
+}
+
+/// Whether the tier writes one INFO line per request (`log.access`),
+/// target `cinemo::access`: the tier, method, path (without the query),
+/// status, duration in ms, the `X-Trace` token when there is one, and the
+/// TCP peer (the load balancer, in production).
+#[derive(Clone, Copy, Debug)]
+pub struct AccessLog {
+    pub on: bool,
+    pub tier: &'static str,
+}
+
+/// What the line needs from the request, taken before the request goes
+/// down the chain: routing rewrites the path and method (`HEAD` becomes
+/// `GET`, see `crate::http::guards`), and an error answer comes back
+/// without the request. Cheap: the method, and reference counts on the
+/// request's own bytes.
+struct Access {
+    tier: &'static str,
+    method: Method,
+    uri: Uri,
+    trace: Option<HeaderValue>,
+    peer: Option<std::net::SocketAddr>,
+}
+
+impl Access {
+    fn take(on: AccessLog, req: &ServiceRequest) -> Option<Access> {
+        if !on.on || !tracing::enabled!(target: LOG_ACCESS_TARGET, tracing::Level::INFO) {
+            return None;
+        }
+        Some(Access {
+            tier: on.tier,
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            trace: req.headers().get(TRACE_HEADER).cloned(),
+            peer: req.peer_addr(),
+        })
+    }
+
+    fn write(self, status: u16, elapsed: std::time::Duration) {
+        // Header values are visible ASCII or not shown at all.
+        let trace = self
+            .trace
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .map(|t| &t[..t.len().min(crate::domain::TraceToken::MAX_LEN)]);
+        tracing::info!(
+            target: LOG_ACCESS_TARGET,
+            tier = self.tier,
+            method = self.method.as_str(),
+            path = self.uri.path(),
+            status,
+            duration_ms = elapsed.as_micros() as f64 / 1000.0,
+            trace,
+            peer = self.peer.map(tracing::field::display),
+            "{LOG_ACCESS}"
+        );
+    }
 }
 
 /// Whether a tier starts traces of its own for requests without a
@@ -56,8 +119,10 @@ async fn telemetry(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
     roots: Roots,
+    access: AccessLog,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let start = Instant::now();
+    let access = Access::take(access, &req);
     let instruments = instruments::metrics();
     let (method, standard_method) = method_name(req.method());
     // W3C trace context, read directly (`crate::telemetry::trace_context`): the global
@@ -120,8 +185,12 @@ async fn telemetry(
         }
         span.end();
     }
+    let elapsed = start.elapsed();
+    if let Some(access) = access {
+        access.write(status, elapsed);
+    }
     instruments.record_http(
-        start.elapsed().as_secs_f64(),
+        elapsed.as_secs_f64(),
         &method,
         standard_method,
         status,

@@ -308,8 +308,7 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
         reqwest::Url::parse(&s.otlp.endpoint)
             .with_context(|| format!("otlp.endpoint {:?} is not a URL", s.otlp.endpoint))?;
     }
-    tracing_subscriber::EnvFilter::try_new(&s.log.level)
-        .with_context(|| format!("log.level {:?} is not a valid level or filter", s.log.level))?;
+    s.log.filter()?;
     Ok(())
 }
 

@@ -171,6 +171,8 @@ pub struct LogSettings {
     /// A tracing filter: `info`, `debug`, `cinemo=debug,info`, ...
     pub level: String,
     pub format: LogFormat,
+    /// One line per request at INFO (target `cinemo::access`), both tiers.
+    pub access: bool,
 }
 
 impl Default for LogSettings {
@@ -178,7 +180,38 @@ impl Default for LogSettings {
         LogSettings {
             level: "info".into(),
             format: LogFormat::Json,
+            access: true,
         }
+    }
+}
+
+impl LogSettings {
+    /// `level` as a filter. Stricter than tracing's own parser, which takes
+    /// a word that is not a level for a target name: `inof` or `verbose`
+    /// would then silence every line. Each comma-separated directive must
+    /// be a level or end in `=<level>`.
+    pub fn filter(&self) -> anyhow::Result<tracing_subscriber::EnvFilter> {
+        use std::str::FromStr;
+        use tracing_subscriber::filter::LevelFilter;
+        let is_level = |s: &str| LevelFilter::from_str(s.trim()).is_ok();
+        for directive in self.level.split(',').map(str::trim) {
+            let explicit = directive
+                .rsplit_once('=')
+                .is_some_and(|(_, level)| is_level(level));
+            if !directive.is_empty() && !explicit && !is_level(directive) {
+                anyhow::bail!(
+                    "log.level {:?}: {directive:?} is neither a level (trace, debug, info, warn, \
+                     error, off) nor target=level (cinemo=debug)",
+                    self.level
+                );
+            }
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.level).map_err(|e| {
+            anyhow::anyhow!(
+                "log.level {:?} is not a valid level or filter: {e}",
+                self.level
+            )
+        })
     }
 }
 

@@ -300,6 +300,33 @@ fn batch_settings_have_defaults_and_are_cross_checked() {
 }
 
 #[test]
+fn a_log_level_that_is_no_level_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let load_with = |level: &str| load_env(dir.path(), &[("CINEMO__LOG__LEVEL", level)]);
+    for good in [
+        "info",
+        "DEBUG",
+        "warn,cinemo::kinesis=info",
+        "cinemo=debug,info",
+        "off",
+    ] {
+        assert_eq!(load_with(good).unwrap().log.level, good);
+    }
+    // tracing alone would take these for target names and log nothing.
+    for bad in ["inof", "verbose", "info,cinemo", "cinemo=loud"] {
+        let err = load_with(bad).unwrap_err();
+        assert!(
+            err.contains("log.level") && err.contains("neither a level"),
+            "{bad}: {err}"
+        );
+    }
+    let s = load_env(dir.path(), &[]).unwrap();
+    assert!(s.log.access, "access log on by default");
+    let s = load_env(dir.path(), &[("CINEMO__LOG__ACCESS", "false")]).unwrap();
+    assert!(!s.log.access);
+}
+
+#[test]
 fn trace_sample_ratio_is_a_share() {
     let dir = tempfile::tempdir().unwrap();
     let src = sources(dir.path());

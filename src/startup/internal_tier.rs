@@ -48,6 +48,10 @@ pub async fn build(settings: &Settings, diagnostics: Diagnostics) -> anyhow::Res
     let batch = BatchLimits::new(&settings.batch);
     let guards = guards::Guards::new(&settings.http);
     let mode = settings.mode;
+    let access = telemetry::AccessLog {
+        on: settings.log.access,
+        tier: "internal",
+    };
     let document = openapi::document(openapi::Tier::Internal)?;
     let app = move || {
         // The last `.wrap()` is the outermost: telemetry sees every answer,
@@ -56,7 +60,9 @@ pub async fn build(settings: &Settings, diagnostics: Diagnostics) -> anyhow::Res
             .wrap(middleware::from_fn(move |req, next| {
                 guards::check(guards, req, next)
             }))
-            .wrap(middleware::from_fn(telemetry::follower_telemetry))
+            .wrap(middleware::from_fn(move |req, next| {
+                telemetry::follower_telemetry(access, req, next)
+            }))
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .configure(|cfg| {

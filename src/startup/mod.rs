@@ -3,6 +3,7 @@
 //! Each tier is built by its own module; `server` configures every HTTP
 //! server the same way.
 
+mod banner;
 mod internal_tier;
 mod public_tier;
 mod server;
@@ -29,6 +30,9 @@ pub struct Application {
     servers: Vec<(&'static str, Server)>,
     store: Option<Arc<dyn Store>>,
     kinesis: Option<KinesisSink>,
+    /// The listeners bound, for the banner.
+    public: Option<banner::Listener>,
+    internal: Option<banner::Listener>,
 }
 
 impl Application {
@@ -47,8 +51,13 @@ impl Application {
         let mut reloaders = Vec::new();
         let mut internal_at = InternalTierAt::Url(settings.public.internal_url.clone());
         let mut store = None;
+        let (mut public, mut internal) = (None, None);
         if settings.mode.runs_internal() {
             let tier = internal_tier::build(&settings, diagnostics(APP_ID_INTERNAL)).await?;
+            internal = Some(banner::Listener {
+                addr: tier.addr,
+                tls: tier.tls,
+            });
             if settings.mode.runs_public() {
                 internal_at = InternalTierAt::Local {
                     addr: tier.addr,
@@ -61,6 +70,10 @@ impl Application {
         }
         if settings.mode.runs_public() {
             let tier = public_tier::build(&settings, &internal_at, diagnostics(APP_ID_PUBLIC))?;
+            public = Some(banner::Listener {
+                addr: tier.addr,
+                tls: tier.tls,
+            });
             reloaders.extend(tier.tls_reloaders);
             servers.insert(0, ("public", tier.server));
         }
@@ -70,6 +83,8 @@ impl Application {
             servers,
             store,
             kinesis,
+            public,
+            internal,
         })
     }
 
@@ -92,6 +107,7 @@ impl Application {
         notify::ready();
         notify::spawn_watchdog(stop.clone());
         tracing::info!(mode = self.settings.mode.as_str(), "{LOG_READY}");
+        banner::log(&self.settings, self.public, self.internal);
 
         let unexpected = tokio::select! {
             _ = stop.cancelled() => None,

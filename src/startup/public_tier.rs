@@ -17,6 +17,9 @@ use crate::telemetry::names::LOG_PUBLIC_LISTENING;
 use crate::tls::Reloader;
 
 pub struct PublicTier {
+    pub addr: SocketAddr,
+    /// Whether the listener speaks TLS.
+    pub tls: bool,
     pub server: Server,
     pub tls_reloaders: Vec<Arc<Reloader>>,
 }
@@ -76,6 +79,10 @@ pub fn build(
     let limiter = rate_limit::RateLimit::new(&settings.public)?;
     let max_body = settings.public.max_body_bytes;
     let mode = settings.mode;
+    let access = telemetry::AccessLog {
+        on: settings.log.access,
+        tier: "public",
+    };
     let document = openapi::document(openapi::Tier::Public)?;
     let app = move || {
         // One client per worker keeps each worker's pooled connections on
@@ -92,7 +99,9 @@ pub fn build(
                 let limiter = limiter.clone();
                 middleware::from_fn(move |req, next| rate_limit::check(limiter.clone(), req, next))
             }))
-            .wrap(middleware::from_fn(telemetry::request_telemetry))
+            .wrap(middleware::from_fn(move |req, next| {
+                telemetry::request_telemetry(access, req, next)
+            }))
             .app_data(web::Data::new(public::PublicState {
                 internal,
                 diagnostics: diagnostics.clone(),
@@ -113,6 +122,8 @@ pub fn build(
         "{LOG_PUBLIC_LISTENING}"
     );
     Ok(PublicTier {
+        addr,
+        tls,
         server,
         tls_reloaders,
     })

@@ -102,6 +102,22 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
 }
 
+/// Where the data lives, for the start-up banner: the SQLite file as an
+/// absolute path, or the server's URL with its password hidden.
+pub fn location(storage: &Storage) -> String {
+    use crate::settings::redact_url;
+    match storage {
+        Storage::Sqlite(s) => sqlite::location(&s.url),
+        Storage::Postgres(s) => redact_url(&s.url),
+        Storage::Mongodb(m) => format!(
+            "{} (database {}, collection {})",
+            redact_url(&m.url),
+            m.database,
+            m.collection
+        ),
+    }
+}
+
 /// Opens the configured backend, runs its migrations, and wraps it so every
 /// operation has the configured deadline.
 pub async fn open(storage: &Storage) -> anyhow::Result<Arc<dyn Store>> {

@@ -75,3 +75,11 @@ pub const LOG_KINESIS_SINK_STOPPED: &str = "kinesis sink stopped";
 pub const LOG_KINESIS_WRITE_FAILED: &str = "kinesis write failed";
 /// A SIGHUP reload of TLS files failed; the old certificates stay.
 pub const LOG_TLS_RELOAD_FAILED: &str = "TLS reload failed; keeping the previous certificates";
+/// OTLP export stopped working (WARN, once) and works again (INFO).
+pub const LOG_OTLP_EXPORT_FAILING: &str =
+    "metrics and traces cannot be exported to the OpenTelemetry collector; requests are unaffected";
+pub const LOG_OTLP_EXPORT_RESTORED: &str = "metrics and traces are exported again";
+/// One line per request (`log.access`), under its own target so a filter
+/// can pick it: `log.level = "info,cinemo::access=off"`.
+pub const LOG_ACCESS_TARGET: &str = "cinemo::access";
+pub const LOG_ACCESS: &str = "request";

@@ -370,6 +370,10 @@ backend internal
             "CINEMO__SHUTDOWN__TIMEOUT_SECS": str(p.shutdown_secs),
             "CINEMO__LOG__FORMAT": "json",
             "CINEMO__LOG__LEVEL": "info",
+            # Access lines on, as on a host: at the drills' 150-200 req/s
+            # they are a few hundred short writes a second into the log
+            # file, well under 1% of a core (docs/performance.md).
+            "CINEMO__LOG__ACCESS": "true",
             # No collector sidecar here.
             "CINEMO__OTLP__ENABLED": "false",
             "CINEMO__KINESIS__ENDPOINT": f"http://127.0.0.1:{self.kinesis_proxy_port}",

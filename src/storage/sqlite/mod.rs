@@ -48,6 +48,17 @@ impl SqliteStore {
     }
 }
 
+/// The file `url` names, as an absolute path, or that it is in memory.
+pub fn location(url: &str) -> String {
+    match Database::from_url(url).map(|d| d.file) {
+        Ok(Some(file)) => std::path::absolute(&file)
+            .map(|p| p.display().to_string())
+            .unwrap_or(file),
+        Ok(None) => "in memory (gone when the process stops)".to_owned(),
+        Err(_) => url.to_owned(),
+    }
+}
+
 /// Rows per multi-row INSERT: 2 parameters a row stays far below SQLite's
 /// 32,766-parameter limit, and every full chunk reuses one cached prepared
 /// statement.

@@ -8,15 +8,17 @@
 //! spans and latency of calls to dependencies. The HTTP server middleware
 //! that uses them lives with the HTTP code (`crate::http::telemetry`).
 
+mod export;
 pub mod instruments;
 pub mod sampling;
 pub mod spans;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry::global;
-use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{SdkMeterProvider, Temporality};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -26,6 +28,7 @@ use super::names::RESOURCE_MODE;
 use super::priority;
 use crate::build_info;
 use crate::settings::Settings;
+use export::{Collector, Signal, Watched, WatchedHttp};
 
 pub use spans::DependencyCall;
 
@@ -33,6 +36,7 @@ pub use spans::DependencyCall;
 pub struct OtelGuard {
     meters: SdkMeterProvider,
     tracer: SdkTracerProvider,
+    collector: Arc<Collector>,
 }
 
 /// Installs the global propagator always (so `traceparent` is honoured and
@@ -67,15 +71,21 @@ fn init_providers(settings: &Settings) -> anyhow::Result<Option<OtelGuard>> {
     let interval = Duration::from_millis(settings.otlp.export_interval_ms.max(1));
     let resource = resource(settings);
 
+    let collector = Collector::new(base);
+
+    let client = WatchedHttp::new(timeout)?;
     let metric_exporter = opentelemetry_otlp::MetricExporter::builder()
         .with_http()
+        .with_http_client(client.clone())
         .with_protocol(Protocol::HttpBinary)
-        .with_endpoint(format!("{base}/v1/metrics"))
+        .with_endpoint(format!("{base}{}", Signal::Metrics.path()))
         .with_timeout(timeout)
         // Deltas: the collector's awsemf exporter turns them into
         // CloudWatch sums without keeping per-process state.
         .with_temporality(Temporality::Delta)
         .build()?;
+    let metric_exporter =
+        Watched::new(metric_exporter, Signal::Metrics, collector.clone(), &client);
     let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(metric_exporter)
         .with_interval(interval)
         .build();
@@ -84,12 +94,15 @@ fn init_providers(settings: &Settings) -> anyhow::Result<Option<OtelGuard>> {
         .with_resource(resource.clone())
         .build();
 
+    let client = WatchedHttp::new(timeout)?;
     let span_exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
+        .with_http_client(client.clone())
         .with_protocol(Protocol::HttpBinary)
-        .with_endpoint(format!("{base}/v1/traces"))
+        .with_endpoint(format!("{base}{}", Signal::Traces.path()))
         .with_timeout(timeout)
         .build()?;
+    let span_exporter = Watched::new(span_exporter, Signal::Traces, collector.clone(), &client);
     // A bounded queue: when the collector is gone, spans beyond it are
     // dropped by the SDK instead of growing memory.
     let batch = BatchConfigBuilder::default()
@@ -112,7 +125,11 @@ fn init_providers(settings: &Settings) -> anyhow::Result<Option<OtelGuard>> {
     global::set_meter_provider(meters.clone());
     global::set_tracer_provider(tracer.clone());
     tracing::info!(endpoint = base, "OpenTelemetry export on");
-    Ok(Some(OtelGuard { meters, tracer }))
+    Ok(Some(OtelGuard {
+        meters,
+        tracer,
+        collector,
+    }))
 }
 
 fn resource(settings: &Settings) -> Resource {
@@ -142,9 +159,19 @@ fn resource(settings: &Settings) -> Resource {
 }
 
 impl OtelGuard {
-    /// Flushes and stops both providers, waiting at most `deadline`. The SDK
-    /// calls block, so they run on their own thread.
+    /// Flushes and stops both providers, waiting at most `deadline`. When
+    /// the collector is not there (`Collector::prepare_final_flush`) there
+    /// is no final export, and an export still retrying in the background
+    /// is given only `ABANDON_AFTER`: what it holds cannot be delivered.
+    /// The SDK calls block, so they run on their own thread.
     pub fn shutdown(self, deadline: Duration) {
+        const ABANDON_AFTER: Duration = Duration::from_millis(100);
+        let reachable = self.collector.prepare_final_flush();
+        let wait = if reachable {
+            deadline
+        } else {
+            deadline.min(ABANDON_AFTER)
+        };
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         let spawned = std::thread::Builder::new()
             .name("otel-shutdown".into())
@@ -153,7 +180,7 @@ impl OtelGuard {
                 let _ = self.meters.shutdown_with_timeout(deadline);
                 let _ = done_tx.send(());
             });
-        if spawned.is_ok() && done_rx.recv_timeout(deadline).is_err() {
+        if spawned.is_ok() && done_rx.recv_timeout(wait).is_err() && reachable {
             tracing::warn!("OpenTelemetry flush did not finish before the shutdown deadline");
         }
     }
