@@ -1,20 +1,12 @@
 """What the cinemo units promise, read key by key (scoring and verify run in host.sh)."""
 import pytest
 
+from unit_sandbox import parse_unit
+
 
 def unit(repo, name):
     """{section: {key: [values in order]}}; systemd keys may repeat."""
-    out, section = {}, None
-    for raw in (repo / "systemd" / name).read_text().splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("["):
-            section = out.setdefault(line.strip("[]"), {})
-            continue
-        key, _, value = line.partition("=")
-        section.setdefault(key.strip(), []).append(value.strip())
-    return out
+    return parse_unit(repo / "systemd" / name)
 
 
 @pytest.fixture(scope="module")
