@@ -79,7 +79,7 @@ finish_refresh() { python3 "$steps/release_state.py" moto-finish-refresh "$1"; }
 runs_now() { python3 "$steps/release_state.py" current-ami "$1"; }
 bake_ami() {
   "$steps/bake.sh" --channel edge --env edge --dist "$CINEMO_DIST" >"$work/$1.out" \
-    || { cat "$work/$1.out"; die "bake.sh failed ($1)"; }
+    || { cat "$work/$1.out" >&2; die "bake.sh failed ($1)"; }
   sed -n 's/^ami=//p' "$work/$1.out" | tail -n 1
 }
 
