@@ -102,6 +102,9 @@ PY
 )
     python3 "$steps/packer-ci-template.py" "$template" "$work/cinemo.pkr.hcl" \
       --endpoint "$AWS_ENDPOINT_URL" --source-ami "x86_64=$ami_src_x86" --source-ami "arm64=$ami_src_arm"
+    # The copy's ${path.root} is $work (its manifest lands there): the files
+    # its source blocks read must be there too.
+    cp "$(dirname "$template")/ssm-agent-user-data.sh" "$work/"
     # moto has no such instance profile; the CI copy has no instance to use it
     (cd "$work" && PACKER_CONFIG_DIR="$work" packer build -color=false "${vars[@]}" \
       -var iam_instance_profile= cinemo.pkr.hcl)
